@@ -1,0 +1,3 @@
+from corsproxy.cli import main
+
+raise SystemExit(main())

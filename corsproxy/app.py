@@ -1,0 +1,202 @@
+"""The aiohttp layer: one catch-all handler that puts a request through the gates in order.
+
+Host guard -> request-target checks -> built-ins -> route match (path escape = 400) ->
+CORS decision (preflights answered here, foreign origins refused) -> forward.
+Nothing reaches the upstream before every gate has said yes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from corsproxy import config as config_module
+from corsproxy import cors, origins, routing, upstream, websocket
+from corsproxy.errors import RequestRejected, UpstreamError
+from corsproxy.logs import get_logger
+from corsproxy.model import Config, CorsPolicy, Decision, RequestFacts, Route
+
+BUILTIN_PREFIX = "/__corsproxy"
+JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """Everything the handler reads, derived once from a Config (and swapped whole on reload)."""
+
+    config: Config
+    table: routing.RouteTable
+    routes_body: bytes
+    unmatched_policies: tuple[CorsPolicy, ...]
+
+    @classmethod
+    def of(cls, config: Config) -> State:
+        rows = config_module.route_rows(config)
+        policies = tuple(d.cors for d in config.defaults) or (CorsPolicy(scope="no config file"),)
+        return cls(config, routing.RouteTable(config.routes), json.dumps({"routes": rows}, indent=2).encode(), policies)
+
+    def policy_for_unmatched(self, origin: str | None) -> CorsPolicy:
+        """The first file (name order) whose defaults allow the origin, else the first file's."""
+        if origin is not None:
+            for policy in self.unmatched_policies:
+                if cors.origin_allowed(policy, origin):
+                    return policy
+        return self.unmatched_policies[0]
+
+
+class StateHolder:
+    """The one mutable cell: a reload replaces `current` in a single assignment."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, state: State) -> None:
+        self.current = state
+
+
+STATE = web.AppKey("state", StateHolder)
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+
+
+@dataclass(slots=True)
+class Trace:
+    """What the request's log line reports, filled in as the request passes the gates."""
+
+    route: str | None = None
+    decision: str | None = None
+    reasons: tuple[str, ...] = ()
+    upstream_status: int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def build_app(config: Config) -> web.Application:
+    app = web.Application(handler_args={"max_field_size": 16 * 1024, "max_line_size": 16 * 1024})
+    app[STATE] = StateHolder(State.of(config))
+    app.cleanup_ctx.append(_client_session)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+async def _client_session(app: web.Application):
+    app[SESSION] = upstream.new_session()
+    yield
+    await app[SESSION].close()
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    started = time.perf_counter()
+    trace = Trace()
+    try:
+        response = await _answer(request, request.app[STATE].current, trace)
+    except RequestRejected as exc:
+        trace.decision, trace.reasons = "rejected", (exc.reason,)
+        response = _text(exc.status, exc.reason)
+    _log_request(request, response.status, trace, started)
+    return response
+
+
+async def _answer(request: web.Request, state: State, trace: Trace) -> web.StreamResponse:
+    server = state.config.server
+    host = request.headers.get("Host")
+    if not origins.host_allowed(server.allowed_hosts, server.allow_any_host, host):
+        raise RequestRejected(_host_refusal(host, state.config), 403)
+    target = request.raw_path
+    if request.method == "CONNECT" or not target.startswith("/"):
+        raise RequestRejected(
+            f"request target {target[:200]!r} is not served: corsproxy forwards only to the upstreams "
+            "of its config, never to an address named in the request", 400)
+    path, _, query = target.partition("?")
+    if path == BUILTIN_PREFIX or path.startswith(BUILTIN_PREFIX + "/"):
+        trace.decision = "builtin"
+        return _builtin(request, state, path)
+    match = routing.resolve(state.table, path)
+    facts = _facts(request, host)
+    policy = match.route.cors if match else state.policy_for_unmatched(facts.origin)
+    trace.route = match.route.prefix if match else None
+    if facts.is_preflight:
+        return _preflight_response(cors.preflight(policy, facts), trace)
+    decision = cors.actual(policy, facts)
+    trace.decision, trace.reasons = decision.kind, decision.reasons
+    if match is None:
+        return _json(404, {"error": "no route", "path": path,
+                           "routes": [r.prefix for r in state.config.routes]}, decision.headers)
+    if not decision.allowed:
+        return _text(403, "\n".join(decision.reasons), decision.headers)
+    try:
+        if websocket.is_upgrade(request):
+            outcome = await websocket.relay(request, request.app[SESSION], match, query)
+        else:
+            outcome = await upstream.forward(request, request.app[SESSION], match, query,
+                                             decision.headers, facts.proxy_origin or "")
+    except UpstreamError as exc:
+        trace.reasons = (exc.detail,)
+        return _json(exc.status, {"error": exc.error, "route": match.route.prefix,
+                                  "upstream": match.route.upstream.url, "detail": exc.detail},
+                     decision.headers)
+    trace.upstream_status = outcome.upstream_status
+    if not outcome.complete:
+        trace.reasons = ("the upstream closed the connection before the body was complete",)
+    return outcome.response
+
+
+def _facts(request: web.Request, host: str | None) -> RequestFacts:
+    headers = request.headers
+    asked = headers.get("Access-Control-Request-Headers")
+    return RequestFacts(
+        method=request.method,
+        origin=headers.get("Origin"),
+        request_method=headers.get("Access-Control-Request-Method"),
+        request_headers=tuple(h.strip().lower() for h in asked.split(",") if h.strip()) if asked else (),
+        request_private_network=headers.get("Access-Control-Request-Private-Network", "").lower() == "true",
+        proxy_origin=origins.own_origin(request.scheme, host) if host else None,
+    )
+
+
+def _preflight_response(decision: Decision, trace: Trace) -> web.Response:
+    trace.decision, trace.reasons = decision.kind, decision.reasons
+    if decision.allowed:
+        return web.Response(status=decision.status or 204, headers=decision.headers)
+    return _text(decision.status or 403, "\n".join(decision.reasons), decision.headers)
+
+
+def _builtin(request: web.Request, state: State, path: str) -> web.Response:
+    if request.method not in ("GET", "HEAD"):
+        return _text(405, f"{path} answers GET only", (("Allow", "GET, HEAD"),))
+    if path == f"{BUILTIN_PREFIX}/health":
+        return _json(200, {"status": "ok"})
+    if path == f"{BUILTIN_PREFIX}/routes":
+        return web.Response(status=200, body=state.routes_body, content_type=JSON)
+    return _json(404, {"error": "no such built-in endpoint", "path": path,
+                       "endpoints": [f"{BUILTIN_PREFIX}/health", f"{BUILTIN_PREFIX}/routes"]})
+
+
+def _host_refusal(host: str | None, config: Config) -> str:
+    where = f" ({config.server.source})" if config.server.source else ""
+    if host is None:
+        return "the request has no Host header; corsproxy refuses it (DNS-rebinding guard)"
+    return (f"Host {host[:200]!r} is not in server.allowed_hosts{where}; add it there if you reach the "
+            "proxy under that name (this guard stops DNS-rebinding pages from driving the proxy)")
+
+
+def _text(status: int, body: str, headers=()) -> web.Response:
+    return web.Response(status=status, text=body + "\n", headers=headers)
+
+
+def _json(status: int, payload: dict, headers=()) -> web.Response:
+    return web.Response(status=status, body=json.dumps(payload).encode(), content_type=JSON, headers=headers)
+
+
+def _log_request(request: web.Request, status: int, trace: Trace, started: float) -> None:
+    log = get_logger()
+    fields = dict(
+        method=request.method, path=request.path_qs[:300], route=trace.route,
+        origin=request.headers.get("Origin"), status=status, upstream_status=trace.upstream_status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2), cors=trace.decision,
+    )
+    if trace.reasons and status >= 400:
+        log.warning("refused" if status in (400, 403) else "request", why=" ".join(trace.reasons), **fields)
+    else:
+        log.info("request", **fields)

@@ -1,0 +1,168 @@
+"""The command line: `main(argv) -> exit code`. A user's mistake is a message, never a traceback.
+
+Exit codes (CONTRACT): 0 ok; 2 bad config or bad arguments; 1 any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from corsproxy import __version__, config, logs
+from corsproxy.errors import ConfigError
+from corsproxy.model import Config, ServerSettings
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+SUBCOMMANDS = ("serve", "check")
+
+
+class UsageError(Exception):
+    """A bad argument or environment value; printed and exit 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # `corsproxy` alone, or with serve's flags only, is `corsproxy serve`.
+    if not args_list or (args_list[0] not in SUBCOMMANDS and args_list[0] not in ("-h", "--help", "--version")):
+        args_list.insert(0, "serve")
+    try:
+        args = _parser().parse_args(args_list)
+    except SystemExit as exc:  # argparse has printed its message already
+        return EXIT_OK if exc.code in (0, None) else EXIT_USAGE
+    try:
+        return args.run(args)
+    except ConfigError as exc:
+        _print_problems(exc)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"corsproxy: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="corsproxy", description="A local CORS dev proxy.")
+    parser.add_argument("--version", action="version", version=f"corsproxy {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the proxy (the default command)")
+    _add_config_flag(serve)
+    serve.add_argument("--host", help="address to bind (default: config, $CORSPROXY_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind; 0 picks a free one (default: config, $CORSPROXY_PORT, 8080)")
+    serve.add_argument("--log-format", choices=("console", "json"), help="default: $CORSPROXY_LOG_FORMAT, console")
+    serve.add_argument("--log-level", choices=logs.LEVELS, help="default: $CORSPROXY_LOG_LEVEL, info")
+    serve.add_argument("--grace", type=float, default=None,
+                       help="seconds in-flight requests get to finish on SIGTERM/SIGINT (default 10)")
+    quick = serve.add_argument_group("quick start without YAML")
+    quick.add_argument("--upstream", metavar="URL", help="forward PREFIX to this upstream instead of reading a config")
+    quick.add_argument("--prefix", default="/api", help="route prefix for --upstream (default /api)")
+    quick.add_argument("--allow-origin", action="append", metavar="ORIGIN",
+                       help="origin allowed to read responses; repeat for more "
+                            "(default http://localhost:3000 and http://localhost:5173)")
+    quick.add_argument("--credentials", action="store_true", help="send Access-Control-Allow-Credentials: true")
+    serve.set_defaults(run=_run_serve)
+
+    check = sub.add_parser("check", help="validate the config and print the route table")
+    _add_config_flag(check)
+    check.set_defaults(run=_run_check)
+
+    return parser
+
+
+def _add_config_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", metavar="PATH",
+                        help="a YAML file or a directory of them (default: $CORSPROXY_CONFIG, ./corsproxy.yaml, ./config/)")
+
+
+def resolve_config_path(flag: str | None, env: Mapping[str, str], cwd: Path) -> Path:
+    """-c wins, then $CORSPROXY_CONFIG, then ./corsproxy.yaml, then ./config/."""
+    if flag:
+        return Path(flag)
+    if env.get("CORSPROXY_CONFIG"):
+        return Path(env["CORSPROXY_CONFIG"])
+    for candidate in (Path("corsproxy.yaml"), Path("config")):
+        if (cwd / candidate).exists():
+            return candidate
+    raise UsageError("no config found: pass -c PATH, set $CORSPROXY_CONFIG, create ./corsproxy.yaml or ./config/, "
+                     "or start without YAML: corsproxy serve --upstream http://127.0.0.1:9000")
+
+
+def resolve_listen(flag_host: str | None, flag_port: int | None, env: Mapping[str, str],
+                   server: ServerSettings) -> ServerSettings:
+    """Flags win over $CORSPROXY_HOST/$CORSPROXY_PORT, which win over the file."""
+    host = flag_host or env.get("CORSPROXY_HOST") or server.host
+    port = flag_port if flag_port is not None else _env_port(env) if env.get("CORSPROXY_PORT") else server.port
+    if not 0 <= port <= 65535:
+        raise UsageError(f"port {port} is out of range (0-65535)")
+    bind_host = host.strip("[]").lower()
+    allowed = server.allowed_hosts
+    if (bind_host, None) not in allowed:
+        allowed += ((bind_host, None),)  # the bind address always reaches itself
+    return dataclasses.replace(server, host=host.strip("[]"), port=port, allowed_hosts=allowed)
+
+
+def _env_port(env: Mapping[str, str]) -> int:
+    try:
+        return int(env["CORSPROXY_PORT"])
+    except ValueError:
+        raise UsageError(f"$CORSPROXY_PORT is {env['CORSPROXY_PORT']!r}, not a port number") from None
+
+
+def _load(args: argparse.Namespace) -> Config:
+    if getattr(args, "upstream", None):
+        return config.from_flags(
+            args.upstream, prefix=args.prefix,
+            origins=tuple(args.allow_origin or ("http://localhost:3000", "http://localhost:5173")),
+            credentials=args.credentials,
+        )
+    path = resolve_config_path(args.config, os.environ, Path.cwd())
+    if not path.exists():
+        raise UsageError(f"config {str(path)!r} does not exist")
+    return config.load(path)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from corsproxy import serve  # imports aiohttp: keep `check` and `--help` fast
+
+    env = os.environ
+    logs.configure(args.log_format or env.get("CORSPROXY_LOG_FORMAT", "console"),
+                   args.log_level or env.get("CORSPROXY_LOG_LEVEL", "info"))
+    loaded = _load(args)
+    settings = resolve_listen(args.host, args.port, env, loaded.server)
+    grace = args.grace if args.grace is not None else serve.DEFAULT_GRACE
+    return serve.run(dataclasses.replace(loaded, server=settings), grace=grace)
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    rows = config.route_rows(loaded)
+    print(format_route_table(rows))
+    for warning in loaded.warnings:
+        print(f"warning: {warning}")
+    print(f"ok: {len(rows)} route(s) from {len(loaded.files)} file(s)")
+    return EXIT_OK
+
+
+def format_route_table(rows: list[dict]) -> str:
+    columns = ("prefix", "upstream", "allow_origins", "allow_credentials", "source")
+    table = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in table]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in table]
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) or "-"
+    return "-" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _print_problems(exc: ConfigError) -> None:
+    count = len(exc.problems)
+    print(f"corsproxy: the config has {count} problem{'s' if count != 1 else ''}:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)

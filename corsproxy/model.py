@@ -1,0 +1,154 @@
+"""Frozen values that flow between the layers.
+
+Everything here is built once (config load, or once per request for RequestFacts) and never
+mutated afterwards; the request path only reads these objects.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a config value came from, for messages: ``config/orders.yaml:7``."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class CorsPolicy:
+    """The compiled `cors` block in force for one route (file defaults merged with the route's own).
+
+    Origins are stored serialised the way browsers send them (lower-case scheme and host,
+    default port omitted), so the request path compares strings and never parses.
+    """
+
+    allow_origins: frozenset[str] = frozenset()
+    allow_any_origin: bool = False                 # allow_origins: ["*"]
+    allow_origin_regex: re.Pattern[str] | None = None
+    allow_methods: frozenset[str] = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+    allow_any_method: bool = False                 # allow_methods: ["*"]
+    allow_headers: frozenset[str] = frozenset()    # lower-case names
+    allow_any_header: bool = False                 # allow_headers: ["*"]
+    expose_headers: tuple[str, ...] = ()
+    allow_credentials: bool = False
+    max_age: int = 600
+    allow_private_network: bool = False
+    # What the refusal sentences point at: "route /api" or "the defaults of config/a.yaml".
+    scope: str = "route /"
+    # cors key -> "file:line" of the line to change for that key (where it is set, or the
+    # route/file line when it is left at its default).
+    key_sources: tuple[tuple[str, str], ...] = ()
+
+    def source_of(self, key: str) -> str:
+        for name, where in self.key_sources:
+            if name == key:
+                return where
+        return "?"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """A parsed `upstream:` URL. ``base_path`` has no trailing slash ("" for the root)."""
+
+    url: str          # as written in the config, for messages and /routes
+    scheme: str       # http, https, ws or wss
+    host: str         # without IPv6 brackets
+    port: int
+    base_path: str
+
+    @property
+    def origin(self) -> str:
+        """scheme://host[:port] with http/https scheme, default ports omitted."""
+        scheme = {"ws": "http", "wss": "https"}.get(self.scheme, self.scheme)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if scheme == "https" else 80
+        return f"{scheme}://{host}" if self.port == default else f"{scheme}://{host}:{self.port}"
+
+    @property
+    def host_header(self) -> str:
+        """The Host header to send upstream when change_origin is on."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme in ("https", "wss") else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    prefix: str                                   # "/api" ("/" matches everything), no trailing slash
+    upstream: Upstream
+    cors: CorsPolicy
+    source: Source                                # the line of the route's "- prefix:" item
+    strip_prefix: bool = True
+    change_origin: bool = True
+    timeout: float = 30.0
+    verify_tls: bool = True
+    set_headers: tuple[tuple[str, str], ...] = ()  # request_headers.set, interpolated
+    remove_headers: frozenset[str] = frozenset()   # request_headers.remove, lower-case
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # (host lower-case without brackets, port or None for any port); empty + allow_any_host for ["*"]
+    allowed_hosts: tuple[tuple[str, int | None], ...] = (
+        ("localhost", None), ("127.0.0.1", None), ("::1", None),
+    )
+    allow_any_host: bool = False
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileDefaults:
+    """One file's `cors` defaults, used for paths no route matches (404s and their preflights)."""
+
+    file: str
+    cors: CorsPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerSettings
+    routes: tuple[Route, ...]                     # in file order, then order within a file
+    defaults: tuple[FileDefaults, ...]            # one per file, files in name order
+    files: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()                # legal but risky setups, for `check` and the banner
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What the CORS decision needs from a request, already extracted from the wire."""
+
+    method: str                                   # upper-case
+    origin: str | None                            # the Origin header as sent, None when absent
+    request_method: str | None = None             # Access-Control-Request-Method
+    request_headers: tuple[str, ...] = ()         # Access-Control-Request-Headers, lower-case, as listed
+    request_private_network: bool = False         # Access-Control-Request-Private-Network: true
+    proxy_origin: str | None = None               # "http://" + Host of the request, for same-origin
+
+    @property
+    def is_preflight(self) -> bool:
+        return self.method == "OPTIONS" and self.origin is not None and self.request_method is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of a CORS decision.
+
+    ``allowed`` False means: answer 403 with ``reasons`` as the body, never forward.
+    ``headers`` are the response headers to add (CORS headers and Vary); on a refusal they
+    hold no Access-Control-Allow-* header at all.
+    """
+
+    allowed: bool
+    kind: str                                     # preflight | cors | same-origin | no-origin | refused
+    headers: tuple[tuple[str, str], ...] = ()
+    reasons: tuple[str, ...] = field(default=())
+    status: int | None = None                     # preflights: 204 or 403; actual: None or 403

@@ -1,0 +1,102 @@
+"""Fixtures: real loopback upstreams and real proxies on free ports, built from YAML."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from corsproxy import config as config_module
+from corsproxy.app import build_app
+from tests.upstream_app import RECEIVED, make_upstream
+
+ALLOWED = "http://localhost:3000"
+FOREIGN = "https://evil.example"
+
+
+@pytest.fixture
+async def upstream(aiohttp_server) -> TestServer:
+    """The test API on 127.0.0.1, mounted at /v1, sending no CORS headers of its own."""
+    return await aiohttp_server(make_upstream())
+
+
+@pytest.fixture
+def received(upstream) -> list[dict]:
+    """Every request the upstream has seen, in order."""
+    return upstream.app[RECEIVED]
+
+
+ProxyFactory = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+def make_proxy(aiohttp_server, aiohttp_client, tmp_path: Path, upstream) -> ProxyFactory:
+    """Start a real proxy from YAML text; `{upstream}` is replaced by the test API's URL."""
+
+    async def start(yaml_text: str, **format_args: object) -> TestClient:
+        path = tmp_path / "corsproxy.yaml"
+        path.write_text(textwrap.dedent(yaml_text).format(upstream=f"http://127.0.0.1:{upstream.port}", **format_args))
+        app = build_app(config_module.load(path, env={"TOKEN": "s3cret"}))
+        server = await aiohttp_server(app)  # TestServer runs with handler_cancellation=True, as serve does
+        return await aiohttp_client(server)
+
+    return start
+
+
+BASIC = """
+    cors:
+      allow_origins: [http://localhost:3000]
+      allow_headers: [Content-Type, Authorization]
+      expose_headers: [X-Total-Count]
+    routes:
+      - prefix: /api
+        upstream: {upstream}/v1
+"""
+
+
+@pytest.fixture
+async def proxy(make_proxy) -> TestClient:
+    """A proxy with /api -> the test API's /v1, allowing http://localhost:3000."""
+    return await make_proxy(BASIC)
+
+
+@pytest.fixture
+async def raw_upstream() -> Callable[[bytes], Awaitable[int]]:
+    """A bare TCP server answering every connection with canned bytes (for responses aiohttp
+    would not produce, such as one without Content-Type). Returns its port."""
+    servers: list[asyncio.Server] = []
+
+    async def start(response: bytes) -> int:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(response)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        servers.append(server)
+        return server.sockets[0].getsockname()[1]
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+async def raw_http(port: int, request: bytes, *, host: str = "127.0.0.1", timeout: float = 5.0) -> bytes:
+    """Send bytes exactly as given (no client-side normalisation) and read until the server closes."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(1 << 20), timeout)
+    finally:
+        writer.close()
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
