@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+# Built-in endpoints live under this prefix; it is never forwarded and no route may claim it.
+BUILTIN_PREFIX = "/__corsproxy"
+
 
 @dataclass(frozen=True, slots=True)
 class Source:

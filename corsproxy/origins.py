@@ -182,3 +182,16 @@ def _serialise(scheme: str, host: str, port: int | None) -> str:
     if port is None or port == _DEFAULT_PORTS.get(scheme):
         return f"{scheme}://{host}"
     return f"{scheme}://{host}:{port}"
+
+
+# Unrelated web origins: a regex that fully matches every one of them lets any website in
+# (e.g. '.*' or 'https?://.*'), whether or not it also matches `null`.
+_UNRELATED_ORIGINS = ("https://evil.invalid", "http://attacker.example:1234", "https://a.b",
+                      "http://10.0.0.1")
+
+
+def matches_any_origin(regex: re.Pattern[str]) -> str | None:
+    """An example origin when `regex` fully matches all the unrelated probes, else None."""
+    if all(regex.fullmatch(origin) for origin in _UNRELATED_ORIGINS):
+        return _UNRELATED_ORIGINS[0]
+    return None

@@ -125,6 +125,17 @@ RULES = [
     pytest.param(
         """
         cors:
+          allow_origin_regex: 'https?://.*'
+          allow_credentials: true
+        """,
+        "config/c.yaml:2: cors.allow_origin_regex: for security reasons, a route cannot allow every "
+        "origin and send credentials (this regex matches every origin; anchor it to your own, "
+        r"e.g. '^https://[a-z0-9-]+\.example\.com$')",
+        id="regex-matching-every-web-origin-but-null-with-credentials",
+    ),
+    pytest.param(
+        """
+        cors:
           allow_origins: [http://localhost:3000/app]
         """,
         "config/c.yaml:2: cors.allow_origins[0]: an origin has no path (remove '/app')",
