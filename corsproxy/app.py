@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -18,9 +18,8 @@ from corsproxy import config as config_module
 from corsproxy import cors, origins, routing, upstream, websocket
 from corsproxy.errors import RequestRejected, UpstreamError
 from corsproxy.logs import get_logger
-from corsproxy.model import Config, CorsPolicy, Decision, RequestFacts, Route
+from corsproxy.model import BUILTIN_PREFIX, Config, CorsPolicy, Decision, RequestFacts, Route
 
-BUILTIN_PREFIX = "/__corsproxy"
 JSON = "application/json"
 
 
@@ -66,10 +65,10 @@ class Trace:
     """What the request's log line reports, filled in as the request passes the gates."""
 
     route: str | None = None
+    source: str | None = None
     decision: str | None = None
     reasons: tuple[str, ...] = ()
     upstream_status: int | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def build_app(config: Config) -> web.Application:
@@ -115,7 +114,8 @@ async def _answer(request: web.Request, state: State, trace: Trace) -> web.Strea
     match = routing.resolve(state.table, path)
     facts = _facts(request, host)
     policy = match.route.cors if match else state.policy_for_unmatched(facts.origin)
-    trace.route = match.route.prefix if match else None
+    if match:
+        trace.route, trace.source = match.route.prefix, str(match.route.source)
     if facts.is_preflight:
         return _preflight_response(cors.preflight(policy, facts), trace)
     decision = cors.actual(policy, facts)
@@ -192,7 +192,7 @@ def _json(status: int, payload: dict, headers=()) -> web.Response:
 def _log_request(request: web.Request, status: int, trace: Trace, started: float) -> None:
     log = get_logger()
     fields = dict(
-        method=request.method, path=request.path_qs[:300], route=trace.route,
+        method=request.method, path=request.path_qs[:300], route=trace.route, source=trace.source,
         origin=request.headers.get("Origin"), status=status, upstream_status=trace.upstream_status,
         duration_ms=round((time.perf_counter() - started) * 1000, 2), cors=trace.decision,
     )

@@ -17,7 +17,7 @@ from corsproxy.errors import ConfigError
 from corsproxy.model import Config, ServerSettings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-SUBCOMMANDS = ("serve", "check")
+SUBCOMMANDS = ("serve", "check", "health")
 
 
 class UsageError(Exception):
@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_config_flag(check)
     check.set_defaults(run=_run_check)
 
+    health = sub.add_parser("health", help="exit 0 when the proxy on this machine answers /__corsproxy/health")
+    health.add_argument("--url", help="default: http://127.0.0.1:$CORSPROXY_PORT (8080)/__corsproxy/health")
+    health.add_argument("--timeout", type=float, default=3.0)
+    health.set_defaults(run=_run_health)
+
     return parser
 
 
@@ -111,16 +116,23 @@ def _env_port(env: Mapping[str, str]) -> int:
         raise UsageError(f"$CORSPROXY_PORT is {env['CORSPROXY_PORT']!r}, not a port number") from None
 
 
-def _load(args: argparse.Namespace) -> Config:
+def _config_path(args: argparse.Namespace) -> Path | None:
+    """The YAML to read, or None for `serve --upstream` (no YAML)."""
     if getattr(args, "upstream", None):
+        return None
+    path = resolve_config_path(args.config, os.environ, Path.cwd())
+    if not path.exists():
+        raise UsageError(f"config {str(path)!r} does not exist")
+    return path
+
+
+def _load(args: argparse.Namespace, path: Path | None) -> Config:
+    if path is None:
         return config.from_flags(
             args.upstream, prefix=args.prefix,
             origins=tuple(args.allow_origin or ("http://localhost:3000", "http://localhost:5173")),
             credentials=args.credentials,
         )
-    path = resolve_config_path(args.config, os.environ, Path.cwd())
-    if not path.exists():
-        raise UsageError(f"config {str(path)!r} does not exist")
     return config.load(path)
 
 
@@ -130,20 +142,42 @@ def _run_serve(args: argparse.Namespace) -> int:
     env = os.environ
     logs.configure(args.log_format or env.get("CORSPROXY_LOG_FORMAT", "console"),
                    args.log_level or env.get("CORSPROXY_LOG_LEVEL", "info"))
-    loaded = _load(args)
-    settings = resolve_listen(args.host, args.port, env, loaded.server)
+    path = _config_path(args)
+
+    def load() -> Config:
+        loaded = _load(args, path)
+        return dataclasses.replace(loaded, server=resolve_listen(args.host, args.port, env, loaded.server))
+
+    first = load()
     grace = args.grace if args.grace is not None else serve.DEFAULT_GRACE
-    return serve.run(dataclasses.replace(loaded, server=settings), grace=grace)
+    source = serve.ConfigSource(path, load) if path is not None else None
+    return serve.run(first, grace=grace, source=source)
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    loaded = _load(args)
+    loaded = _load(args, _config_path(args))
     rows = config.route_rows(loaded)
     print(format_route_table(rows))
     for warning in loaded.warnings:
         print(f"warning: {warning}")
     print(f"ok: {len(rows)} route(s) from {len(loaded.files)} file(s)")
     return EXIT_OK
+
+
+def _run_health(args: argparse.Namespace) -> int:
+    """The container HEALTHCHECK: stdlib only, so the image needs no curl."""
+    import urllib.request
+
+    url = args.url or f"http://127.0.0.1:{os.environ.get('CORSPROXY_PORT') or 8080}/__corsproxy/health"
+    request = urllib.request.Request(url, headers={"Host": "localhost"})
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+            healthy = response.status == 200 and b'"ok"' in response.read(200)
+    except OSError as exc:
+        print(f"corsproxy health: {url}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"corsproxy health: {url}: {'ok' if healthy else 'unhealthy'}")
+    return EXIT_OK if healthy else EXIT_FAILURE
 
 
 def format_route_table(rows: list[dict]) -> str:

@@ -1,7 +1,8 @@
 """structlog set-up: configured once, console or JSON, to stderr.
 
 stdout is kept for the ready line and command output, so a script can read the address
-without parsing logs.
+without parsing logs. aiohttp's own messages (stdlib logging) go through the same renderer,
+so a JSON log stays one JSON object per line.
 """
 
 from __future__ import annotations
@@ -15,24 +16,29 @@ LEVELS = ("debug", "info", "warning", "error")
 
 
 def configure(log_format: str = "console", level: str = "info") -> None:
-    renderer: structlog.typing.Processor
-    if log_format == "json":
-        renderer = structlog.processors.JSONRenderer()
-    else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    shared: list[structlog.typing.Processor] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
     structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
-        ],
+        processors=[*shared, renderer],
         # Filtered-out levels become no-op methods: a disabled debug line costs one call.
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    # aiohttp's own loggers (bad requests, client disconnects) go through stdlib logging.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+    ))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
 
 
 def get_logger() -> structlog.typing.FilteringBoundLogger:

@@ -7,12 +7,15 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
-from corsproxy.app import build_app
+from corsproxy.app import STATE, build_app
 from corsproxy.logs import get_logger
 from corsproxy.model import Config
+from corsproxy.reload import Reloader
 
 DEFAULT_GRACE = 10.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -27,16 +30,26 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run(config: Config, *, grace: float = DEFAULT_GRACE, ready: Callable[[str], None] | None = None) -> int:
+@dataclass(frozen=True, slots=True)
+class ConfigSource:
+    """Where the config comes from, for hot reload: the path to watch and how to load it."""
+
+    path: Path
+    load: Callable[[], Config]
+
+
+def run(config: Config, *, grace: float = DEFAULT_GRACE, source: ConfigSource | None = None,
+        ready: Callable[[str], None] | None = None) -> int:
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(serve(config, grace=grace, ready=ready or _print_ready))
+        return runner.run(serve(config, grace=grace, source=source, ready=ready or _print_ready))
 
 
 def display_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-async def serve(config: Config, *, grace: float, ready: Callable[[str], None]) -> int:
+async def serve(config: Config, *, grace: float, source: ConfigSource | None,
+                ready: Callable[[str], None]) -> int:
     app = build_app(config)
     # handler_cancellation: a client that goes away cancels its handler, which closes the
     # upstream request too (an idle SSE stream must not keep its upstream open forever).
@@ -61,15 +74,30 @@ async def serve(config: Config, *, grace: float, ready: Callable[[str], None]) -
     # period does not kill the process mid-drain.
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
+    background = _start_reloading(app, source, loop) if source else []
     try:
         await stop.wait()
         get_logger().info("stopping", grace_seconds=grace)
+        for task in background:
+            task.cancel()
         await runner.cleanup()
     finally:
-        for sig in STOP_SIGNALS:
+        for sig in (*STOP_SIGNALS, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     get_logger().info("stopped")
     return 0
+
+
+def _start_reloading(app: web.Application, source: ConfigSource,
+                     loop: asyncio.AbstractEventLoop) -> list[asyncio.Task]:
+    reloader = Reloader(app[STATE], source.load, source.path)
+    tasks = [asyncio.create_task(reloader.watch())]
+
+    def on_sighup() -> None:
+        tasks.append(asyncio.create_task(reloader.reload("SIGHUP")))
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    return tasks
 
 
 def _bound_address(site: web.TCPSite) -> tuple[str, int]:
