@@ -12,12 +12,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from corsproxy import __version__, config, logs
+from corsproxy import __version__, config, logs, origins
 from corsproxy.errors import ConfigError
 from corsproxy.model import Config, ServerSettings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-SUBCOMMANDS = ("serve", "check", "health")
+SUBCOMMANDS = ("serve", "check", "health", "probe", "demo")
 
 
 class UsageError(Exception):
@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     health.add_argument("--timeout", type=float, default=3.0)
     health.set_defaults(run=_run_health)
 
+    # probe and demo own their arguments, each in its own module.
+    from corsproxy import demo, probe
+    probe.add_arguments(sub.add_parser("probe", help="replay a request as a browser would and say whether CORS lets the page read it"))
+    demo.add_arguments(sub.add_parser("demo", help="start a demo API, the proxy and a page that shows the CORS problem and the fix"))
     return parser
 
 
@@ -161,6 +165,7 @@ def _run_check(args: argparse.Namespace) -> int:
     for warning in loaded.warnings:
         print(f"warning: {warning}")
     print(f"ok: {len(rows)} route(s) from {len(loaded.files)} file(s)")
+    print(f"note: {origins.same_host_advice(loaded.server.port)}")
     return EXIT_OK
 
 

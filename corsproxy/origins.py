@@ -195,3 +195,10 @@ def matches_any_origin(regex: re.Pattern[str]) -> str | None:
     if all(regex.fullmatch(origin) for origin in _UNRELATED_ORIGINS):
         return _UNRELATED_ORIGINS[0]
     return None
+
+
+def same_host_advice(port: int) -> str:
+    """What a user must know before their first cookie goes missing (Chromium, seen on 156)."""
+    return (f"call the proxy with the page's own host name: a page on http://localhost:<port> must use "
+            f"http://localhost:{port}, not http://127.0.0.1:{port}; the two are different sites to the "
+            "browser, and cookies set through one never reach a page on the other")

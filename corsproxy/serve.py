@@ -15,6 +15,7 @@ from aiohttp import web
 from corsproxy.app import STATE, build_app
 from corsproxy.logs import get_logger
 from corsproxy.model import Config
+from corsproxy.origins import same_host_advice
 from corsproxy.reload import Reloader
 
 DEFAULT_GRACE = 10.0
@@ -66,7 +67,7 @@ async def serve(config: Config, *, grace: float, source: ConfigSource | None,
         return 1
     host, port = _bound_address(site)
     url = display_url(host, port)
-    _log_banner(config, url)
+    _log_banner(config, url, port)
     ready(url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -111,9 +112,10 @@ def _print_ready(url: str) -> None:
     print(f"corsproxy listening on {url}", flush=True)
 
 
-def _log_banner(config: Config, url: str) -> None:
+def _log_banner(config: Config, url: str, port: int) -> None:
     log = get_logger()
     log.info("listening", url=url, files=list(config.files))
+    log.info("tip", why=same_host_advice(port))
     for route in config.routes:
         origins = "*" if route.cors.allow_any_origin else ", ".join(sorted(route.cors.allow_origins)) or "(none)"
         log.info("route", prefix=route.prefix, upstream=route.upstream.url, origins=origins, source=str(route.source))

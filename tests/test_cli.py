@@ -149,6 +149,7 @@ def test_check_prints_the_route_table_with_sources():
     result = run_cli("check", "-c", "config/")
     assert result.returncode == 0, result.stderr
     assert "/api" in result.stdout and "config/corsproxy.yaml:" in result.stdout
+    assert "http://localhost:8080, not http://127.0.0.1:8080" in result.stdout
 
 
 def test_check_refuses_wildcard_with_credentials(tmp_path):
