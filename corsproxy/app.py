@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from corsproxy import config as config_module
-from corsproxy import cors, origins, routing, upstream, websocket
+from corsproxy import cors, logs, origins, routing, upstream, websocket
 from corsproxy.errors import RequestRejected, UpstreamError
 from corsproxy.logs import get_logger
 from corsproxy.model import BUILTIN_PREFIX, Config, CorsPolicy, Decision, RequestFacts, Route
@@ -190,13 +190,16 @@ def _json(status: int, payload: dict, headers=()) -> web.Response:
 
 
 def _log_request(request: web.Request, status: int, trace: Trace, started: float) -> None:
+    refused = bool(trace.reasons) and status >= 400
+    if not refused and not logs.info_enabled():
+        return  # the line would be filtered out: don't build it (this runs on every request)
     log = get_logger()
     fields = dict(
         method=request.method, path=request.path_qs[:300], route=trace.route, source=trace.source,
         origin=request.headers.get("Origin"), status=status, upstream_status=trace.upstream_status,
         duration_ms=round((time.perf_counter() - started) * 1000, 2), cors=trace.decision,
     )
-    if trace.reasons and status >= 400:
+    if refused:
         log.warning("refused" if status in (400, 403) else "request", why=" ".join(trace.reasons), **fields)
     else:
         log.info("request", **fields)

@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind; 0 picks a free one (default: config, $CORSPROXY_PORT, 8080)")
     serve.add_argument("--log-format", choices=("console", "json"), help="default: $CORSPROXY_LOG_FORMAT, console")
     serve.add_argument("--log-level", choices=logs.LEVELS, help="default: $CORSPROXY_LOG_LEVEL, info")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes sharing the port with SO_REUSEPORT, one event loop each (default 1)")
     serve.add_argument("--grace", type=float, default=None,
                        help="seconds in-flight requests get to finish on SIGTERM/SIGINT (default 10)")
     quick = serve.add_argument_group("quick start without YAML")
@@ -155,6 +157,11 @@ def _run_serve(args: argparse.Namespace) -> int:
     first = load()
     grace = args.grace if args.grace is not None else serve.DEFAULT_GRACE
     source = serve.ConfigSource(path, load) if path is not None else None
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, not {args.workers}")
+    if args.workers > 1:
+        from corsproxy import workers
+        return workers.run(first, workers=args.workers, grace=grace, source=source)
     return serve.run(first, grace=grace, source=source)
 
 

@@ -13,9 +13,17 @@ import sys
 import structlog
 
 LEVELS = ("debug", "info", "warning", "error")
+_info_enabled = True
+
+
+def info_enabled() -> bool:
+    """Whether info lines are written; lets the request path skip building a filtered line."""
+    return _info_enabled
 
 
 def configure(log_format: str = "console", level: str = "info") -> None:
+    global _info_enabled
+    _info_enabled = logging.getLevelName(level.upper()) <= logging.INFO
     shared: list[structlog.typing.Processor] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -40,9 +40,10 @@ class ConfigSource:
 
 
 def run(config: Config, *, grace: float = DEFAULT_GRACE, source: ConfigSource | None = None,
-        ready: Callable[[str], None] | None = None) -> int:
+        ready: Callable[[str], None] | None = None, reuse_port: bool = False) -> int:
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(serve(config, grace=grace, source=source, ready=ready or _print_ready))
+        return runner.run(serve(config, grace=grace, source=source, ready=ready or _print_ready,
+                                reuse_port=reuse_port))
 
 
 def display_url(host: str, port: int) -> str:
@@ -50,7 +51,7 @@ def display_url(host: str, port: int) -> str:
 
 
 async def serve(config: Config, *, grace: float, source: ConfigSource | None,
-                ready: Callable[[str], None]) -> int:
+                ready: Callable[[str], None], reuse_port: bool = False) -> int:
     app = build_app(config)
     # handler_cancellation: a client that goes away cancels its handler, which closes the
     # upstream request too (an idle SSE stream must not keep its upstream open forever).
@@ -58,7 +59,7 @@ async def serve(config: Config, *, grace: float, source: ConfigSource | None,
     await runner.setup()
     server = config.server
     try:
-        site = web.TCPSite(runner, server.host, server.port, backlog=1024)
+        site = web.TCPSite(runner, server.host, server.port, backlog=1024, reuse_port=reuse_port or None)
         await site.start()
     except OSError as exc:
         await runner.cleanup()

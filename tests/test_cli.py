@@ -46,7 +46,7 @@ async def spawn():
         started.append(proxy)
         line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
         assert line.startswith("corsproxy listening on "), (line, await process.stderr.read())
-        proxy.url = line.removeprefix("corsproxy listening on ")
+        proxy.url = line.removeprefix("corsproxy listening on ").split()[0]
         return proxy
 
     yield start
@@ -217,6 +217,21 @@ async def test_quick_start_without_yaml(spawn, upstream):
         async with session.get(f"{proxy.url}/api/x", headers={"Origin": "http://localhost:3000"}) as r:
             assert r.status == 403
     await proxy.stop()
+
+
+async def test_workers_share_one_port_and_stop_together(spawn, upstream, tmp_path):
+    """--workers 2 forks two workers on one SO_REUSEPORT port; SIGTERM stops all of them, exit 0."""
+    proxy = await spawn("-c", str(write_config(tmp_path, upstream.port)), "--port", "0", "--workers", "2")
+    pid = proxy.process.pid
+    workers = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    assert len(workers) == 2
+    connector = aiohttp.TCPConnector(force_close=True)  # a new connection per request
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for _ in range(20):
+            async with session.get(f"{proxy.url}/api/x", headers={"Origin": "http://localhost:3000"}) as r:
+                assert r.status == 200
+    assert await proxy.stop() == 0
+    assert not any(Path(f"/proc/{worker}").exists() for worker in workers)
 
 
 async def test_json_logs_one_line_per_request(spawn, upstream, tmp_path):
