@@ -23,6 +23,7 @@ SAFELISTED_METHODS = frozenset({"GET", "HEAD", "POST"})
 # never covers it, and with credentials `*` is no wildcard at all (§3.2.3), so we echo names.
 NON_WILDCARD_HEADER = "authorization"
 
+_NORMALIZED_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"})
 _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _PREFLIGHT_VARY = ("Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers")
 _ACTUAL_VARY = ("Origin",)
@@ -61,11 +62,12 @@ def preflight(policy: CorsPolicy, facts: RequestFacts) -> Decision:
     if not origin_allowed(policy, origin):
         # Nothing else is worth telling a page whose origin is refused.
         return Decision(False, "refused", vary, (_origin_reason(policy, origin),), 403)
-    requested = (facts.request_method or "").upper()
+    asked = facts.request_method or ""
+    requested = asked.upper()
     reasons = [
         reason
         for reason in (
-            _method_problem(policy, requested),
+            _method_case_problem(asked) or _method_problem(policy, requested),
             *(_header_problem(policy, name) for name in facts.request_headers),
             _private_network_problem(policy, facts.request_private_network),
         )
@@ -109,6 +111,17 @@ def actual(policy: CorsPolicy, facts: RequestFacts) -> Decision:
 
 
 # --- one check each: None when it passes, else the refusal sentence -------------------------
+
+
+def _method_case_problem(asked: str) -> str | None:
+    # Fetch "normalize a method" upper-cases only these six; any other method is sent as the
+    # page wrote it and compared byte for byte, so 'patch' can never match 'PATCH' (and the
+    # proxy's HTTP parser refuses a lower-case request line anyway).
+    if asked == asked.upper() or asked.upper() in _NORMALIZED_METHODS:
+        return None
+    return (f"method '{asked}' is not upper-case: browsers upper-case only DELETE, GET, HEAD, "
+            f"OPTIONS, POST and PUT, and methods are case-sensitive; write '{asked.upper()}' in "
+            "the page's fetch() call")
 
 
 def _method_problem(policy: CorsPolicy, method: str) -> str | None:

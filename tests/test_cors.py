@@ -137,8 +137,8 @@ ALLOWED_PREFLIGHTS = [
          "allow_credentials": True},
         {"headers": ("authorization", "x-api-key")},
         {"access-control-allow-headers": "authorization, x-api-key"}),
-    row("method-lower-case-compared-upper",
-        {}, {"method": "patch"}, {"access-control-allow-origin": LOCAL}),
+    row("method-normalised-by-browsers-compared-upper",
+        {}, {"method": "delete"}, {"access-control-allow-origin": LOCAL}),
     row("safelisted-method-needs-no-listing",
         {"allow_methods": frozenset({"PUT"})}, {"method": "POST"},
         {"access-control-allow-methods": "PUT"}),
@@ -257,6 +257,15 @@ def test_refusal_reasons_name_key_and_file_line(count: int, policy_kw: dict[str,
         assert "route /api" in reason
         assert re.search(r"\(config/orders\.yaml:\d+", reason)
         assert re.search(r"allow_(origins|methods|headers|private_network)", reason)
+
+
+def test_lower_case_method_is_refused_with_the_page_fix() -> None:
+    """fetch() sends 'patch' as written and methods compare byte for byte: refuse, say to write PATCH."""
+    decision = preflight(make_policy(), preflight_facts(method="patch"))
+    assert (decision.allowed, decision.status) == (False, 403)
+    assert decision.reasons == (
+        "method 'patch' is not upper-case: browsers upper-case only DELETE, GET, HEAD, OPTIONS, "
+        "POST and PUT, and methods are case-sensitive; write 'PATCH' in the page's fetch() call",)
 
 
 def test_preflight_requested_headers_compared_as_set() -> None:
