@@ -93,7 +93,8 @@ FIGURES = {
     ("upload", "MB_per_s"): ("upload MB/s", True),
     ("upload", "peak_rss_MiB"): ("upload peak RSS MiB", False),
     ("sse", "sse_first_event_ms"): ("SSE first event ms after sent", False),
-    ("idle", "idle_rss_MiB"): ("idle RSS MiB", False),
+    ("idle", "idle_rss_MiB"): ("idle RSS MiB (at start)", False),
+    ("idle", "rss_after_load_MiB"): ("RSS MiB after the load above", False),
     ("idle", "KiB_per_idle_conn"): ("KiB per idle keep-alive conn", False),
 }
 

@@ -171,7 +171,9 @@ def start_lab(lab: Lab, plan: Plan, workers: int) -> tuple[list[Contender], dict
         Contender("plain-aiohttp", f"http://127.0.0.1:{plain_port}", lambda: [plain.pid],
                   only=frozenset({"small_get", "preflight"})),
     ]
-    return contenders, {"transfer_file": data["big"]}
+    # Idle RSS is read before any load: after it, the allocator keeps some of what it used.
+    startup = {c.name: round(procstats.rss_mib(c.pids()), 1) for c in contenders if c.pids()}
+    return contenders, {"transfer_file": data["big"], "startup_rss": startup}
 
 
 def wrk(url: str, plan: Plan, headers: dict[str, str], method: str = "GET") -> dict:
@@ -216,15 +218,16 @@ def measure_transfer(contender: Contender, plan: Plan, direction: str, extra: di
     return result
 
 
-def measure_idle(contender: Contender, plan: Plan) -> dict:
+def measure_idle(contender: Contender, plan: Plan, extra: dict) -> dict:
     pids = contender.pids()
     if not pids:
         return {}
-    idle = procstats.rss_mib(pids)
+    after_load = procstats.rss_mib(pids)
     port = int(contender.url.rsplit(":", 1)[1])
     held, loaded = asyncio.run(upstreams.hold_connections(
         port, plan.idle_connections, ORIGIN, lambda: procstats.rss_mib(pids)))
-    return {"idle_rss_MiB": round(idle, 1), "KiB_per_idle_conn": round((loaded - idle) * 1024 / held, 2)}
+    return {"idle_rss_MiB": extra["startup_rss"][contender.name], "rss_after_load_MiB": round(after_load, 1),
+            "KiB_per_idle_conn": round((loaded - after_load) * 1024 / held, 2)}
 
 
 def measure_sse(contender: Contender) -> dict:
@@ -246,7 +249,7 @@ def run(plan: Plan, workers: int) -> dict:
             ("download", lambda c: measure_transfer(c, plan, "download", extra)),
             ("upload", lambda c: measure_transfer(c, plan, "upload", extra)),
             ("sse", measure_sse),
-            ("idle", lambda c: measure_idle(c, plan)),
+            ("idle", lambda c: measure_idle(c, plan, extra)),
         ]
         for scenario, measure in scenarios:
             for contender in contenders:
