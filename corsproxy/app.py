@@ -1,8 +1,9 @@
 """The aiohttp layer: one catch-all handler that puts a request through the gates in order.
 
-Host guard -> request-target checks -> built-ins -> route match (path escape = 400) ->
-CORS decision (preflights answered here, foreign origins refused) -> forward.
-Nothing reaches the upstream before every gate has said yes.
+Framing (what llhttp lets through but a proxy must not re-send) -> Host guard -> request-target
+checks -> built-ins -> route match (path escape = 400) -> CORS decision (preflights answered
+here, foreign origins refused) -> forward. Nothing reaches the upstream before every gate has
+said yes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp import web
+from aiohttp import HttpVersion10, HttpVersion11, web
 
 from corsproxy import config as config_module
 from corsproxy import cors, logs, origins, routing, upstream, websocket
@@ -21,6 +22,12 @@ from corsproxy.logs import get_logger
 from corsproxy.model import BUILTIN_PREFIX, Config, CorsPolicy, Decision, RequestFacts, Route
 
 JSON = "application/json"
+# llhttp parses an HTTP/0.9-style line ("GET /x") and any "HTTP/d.d"; the proxy would re-send
+# such a request as HTTP/1.1, so it speaks only the versions it forwards (RFC 9112 §2.3).
+HTTP_VERSIONS = frozenset({HttpVersion10, HttpVersion11})
+# aiohttp's router matches the decoded path; "(?s:...)" lets a decoded CR/LF reach the gates
+# (and their 400) instead of the router's own 404, which would come before the Host guard.
+CATCH_ALL = "/{tail:(?s:.*)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +82,7 @@ def build_app(config: Config) -> web.Application:
     app = web.Application(handler_args={"max_field_size": 16 * 1024, "max_line_size": 16 * 1024})
     app[STATE] = StateHolder(State.of(config))
     app.cleanup_ctx.append(_client_session)
-    app.router.add_route("*", "/{tail:.*}", handle)
+    app.router.add_route("*", CATCH_ALL, handle)
     return app
 
 
@@ -98,6 +105,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 
 async def _answer(request: web.Request, state: State, trace: Trace) -> web.StreamResponse:
+    if (problem := _framing_problem(request)) is not None:
+        raise RequestRejected(problem, 400)
     server = state.config.server
     host = request.headers.get("Host")
     if not origins.host_allowed(server.allowed_hosts, server.allow_any_host, host):
@@ -140,6 +149,18 @@ async def _answer(request: web.Request, state: State, trace: Trace) -> web.Strea
     if not outcome.complete:
         trace.reasons = ("the upstream closed the connection before the body was complete",)
     return outcome.response
+
+
+def _framing_problem(request: web.Request) -> str | None:
+    """What makes a request ambiguous after llhttp accepted it (it refuses CL+TE, duplicate
+    Host and Content-Length, obs-fold, bare CR itself); None when it is clear."""
+    if request.version not in HTTP_VERSIONS:
+        return (f"HTTP/{request.version.major}.{request.version.minor} is not served; "
+                "corsproxy speaks HTTP/1.0 and HTTP/1.1")
+    # Two Origins would let the CORS decision read one while the upstream reads the other.
+    if len(request.headers.getall("Origin", ())) > 1:
+        return "the request has more than one Origin header"
+    return None
 
 
 def _facts(request: web.Request, host: str | None) -> RequestFacts:

@@ -92,6 +92,10 @@ def parse_host(value: str) -> tuple[str, int | None]:
         raise ValueError(f"longer than {MAX_HOST_LENGTH} characters")
     if not value:
         raise ValueError("empty host")
+    if not value.isascii():
+        # str.lower() folds some non-ASCII letters into ASCII ones (KELVIN SIGN -> "k"), which
+        # would let a look-alike name pass the allowlist; host names on the wire are ASCII (IDNA).
+        raise ValueError(f"'{value}' is not ASCII; write an international name in its xn-- form")
     value = value.lower()
     if value.startswith("["):
         # RFC 3986 §3.2.2: IP-literal = "[" IPv6address "]", then an optional ":" port.

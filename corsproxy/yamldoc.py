@@ -95,23 +95,31 @@ def read_file(file: str, env: Mapping[str, str], problems: list[ConfigProblem],
         problems.append(ConfigProblem(file, None, "", f"cannot read: {exc.strerror or exc}",
                                       "check the path given with -c or $CORSPROXY_CONFIG"))
         return None
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        if node is not None:
-            doc.data = _Reader(doc, loader, env, verbatim).plain(node, (), 0)
+        doc.data = _parse(doc, text, env, verbatim)
     except yaml.YAMLError as exc:
-        _syntax_problem(doc, exc)
+        _syntax_problem(doc, exc, text)
         return None
-    finally:
-        loader.dispose()
     return doc
 
 
-def _syntax_problem(doc: Doc, exc: yaml.YAMLError) -> None:
+def _parse(doc: Doc, text: str, env: Mapping[str, str], verbatim: Collection[str]) -> Any:
+    # Building the loader already raises ReaderError for a control character in the text.
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else _Reader(doc, loader, env, verbatim).plain(node, (), 0)
+    finally:
+        loader.dispose()
+
+
+def _syntax_problem(doc: Doc, exc: yaml.YAMLError, text: str) -> None:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    message = getattr(exc, "problem", None) or str(exc)
-    problem = ConfigProblem(doc.file, mark.line + 1 if mark else None, "",
+    message = getattr(exc, "problem", None) or str(exc).split("\n")[0]
+    line = mark.line + 1 if mark else None
+    if isinstance(exc, yaml.reader.ReaderError):      # a bad character: its offset, no mark
+        line = text.count("\n", 0, exc.position) + 1
+    problem = ConfigProblem(doc.file, line, "",
                             f"YAML syntax error: {message}",
                             "check the indentation and quoting of this line and the one before")
     doc.problems.append(problem)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import textwrap
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,6 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from corsproxy import config as config_module
 from corsproxy.app import build_app
 from tests.upstream_app import RECEIVED, make_upstream
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ALLOWED = "http://localhost:3000"
 FOREIGN = "https://evil.example"
@@ -100,3 +105,39 @@ async def raw_http(port: int, request: bytes, *, host: str = "127.0.0.1", timeou
 
 def status_of(response: bytes) -> int:
     return int(response.split(b" ", 2)[1])
+
+
+# --- a real `corsproxy serve` process -------------------------------------------------------
+
+class Proxy:
+    """A `corsproxy serve` process; stopped by its pid at the end of the test whatever happens."""
+
+    def __init__(self, process: asyncio.subprocess.Process, url: str) -> None:
+        self.process, self.url = process, url
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+
+@pytest.fixture
+async def spawn():
+    started: list[Proxy] = []
+
+    async def start(*args: str, env: dict | None = None, cwd: Path | None = None) -> Proxy:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "corsproxy", *args, cwd=cwd or ROOT, env={**os.environ, **(env or {})},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        proxy = Proxy(process, "")
+        started.append(proxy)
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
+        assert line.startswith("corsproxy listening on "), (line, await process.stderr.read())
+        proxy.url = line.removeprefix("corsproxy listening on ").split()[0]
+        return proxy
+
+    yield start
+    for proxy in started:
+        if proxy.process.returncode is None:
+            proxy.process.kill()
+            await proxy.process.wait()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,40 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "corsproxy", *args], capture_output=True, text=True,
                           timeout=60, cwd=cwd or ROOT, env={**os.environ, **(env or {})})
-
-
-class Proxy:
-    """A `corsproxy serve` process; stopped by its pid at the end of the test whatever happens."""
-
-    def __init__(self, process: asyncio.subprocess.Process, url: str) -> None:
-        self.process, self.url = process, url
-
-    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
-        if self.process.returncode is None:
-            self.process.send_signal(sig)
-        return await asyncio.wait_for(self.process.wait(), timeout)
-
-
-@pytest.fixture
-async def spawn():
-    started: list[Proxy] = []
-
-    async def start(*args: str, env: dict | None = None, cwd: Path | None = None) -> Proxy:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "corsproxy", *args, cwd=cwd or ROOT, env={**os.environ, **(env or {})},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        proxy = Proxy(process, "")
-        started.append(proxy)
-        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
-        assert line.startswith("corsproxy listening on "), (line, await process.stderr.read())
-        proxy.url = line.removeprefix("corsproxy listening on ").split()[0]
-        return proxy
-
-    yield start
-    for proxy in started:
-        if proxy.process.returncode is None:
-            proxy.process.kill()
-            await proxy.process.wait()
 
 
 def write_config(tmp_path: Path, upstream_port: int) -> Path:
@@ -111,7 +78,8 @@ async def test_config_from_environment_variable(spawn, upstream, tmp_path):
 
 
 async def test_sigterm_lets_in_flight_requests_finish(spawn, upstream, tmp_path):
-    """On SIGTERM an in-flight request completes within the grace period, then exit 0."""
+    """On SIGTERM new connections are refused, an in-flight request completes within the grace
+    period, then exit 0."""
     proxy = await spawn("-c", str(write_config(tmp_path, upstream.port)), "--port", "0", "--grace", "10")
     async with aiohttp.ClientSession() as session:
         in_flight = asyncio.create_task(session.get(f"{proxy.url}/api/gate"))
@@ -119,10 +87,25 @@ async def test_sigterm_lets_in_flight_requests_finish(spawn, upstream, tmp_path)
         proxy.process.send_signal(signal.SIGTERM)
         # The listening socket closes first: a new connection is refused while the old one drains.
         await asyncio.wait_for(proxy.process.stderr.readuntil(b"stopping"), 10)
+        for _ in range(100):               # bounded poll: the listener closes right after "stopping"
+            if await asyncio.to_thread(_refused, proxy.url):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the proxy still accepts new connections after SIGTERM")
         upstream.app[RELEASE].set()
         response = await asyncio.wait_for(in_flight, 10)
         assert response.status == 200 and await response.text() == "released"
     assert await asyncio.wait_for(proxy.process.wait(), 10) == 0
+
+
+def _refused(url: str) -> bool:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
 
 
 async def test_grace_period_bounds_shutdown(spawn, upstream, tmp_path):

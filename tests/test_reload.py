@@ -15,7 +15,6 @@ from aiohttp.test_utils import TestClient
 from corsproxy import config as config_module
 from corsproxy.app import STATE, build_app
 from corsproxy.reload import Reloader, changes
-from tests.test_cli import spawn  # noqa: F401  (the real-CLI fixture)
 from tests.upstream_app import ARRIVED, RELEASE
 
 ORIGIN = "http://localhost:3000"
