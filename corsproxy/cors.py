@@ -23,7 +23,8 @@ SAFELISTED_METHODS = frozenset({"GET", "HEAD", "POST"})
 # never covers it, and with credentials `*` is no wildcard at all (§3.2.3), so we echo names.
 NON_WILDCARD_HEADER = "authorization"
 
-_NORMALIZED_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"})
+# Fetch "normalize a method": the only methods a browser upper-cases before sending.
+NORMALIZED_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"})
 _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _PREFLIGHT_VARY = ("Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers")
 _ACTUAL_VARY = ("Origin",)
@@ -117,7 +118,7 @@ def _method_case_problem(asked: str) -> str | None:
     # Fetch "normalize a method" upper-cases only these six; any other method is sent as the
     # page wrote it and compared byte for byte, so 'patch' can never match 'PATCH' (and the
     # proxy's HTTP parser refuses a lower-case request line anyway).
-    if asked == asked.upper() or asked.upper() in _NORMALIZED_METHODS:
+    if asked == asked.upper() or asked.upper() in NORMALIZED_METHODS:
         return None
     return (f"method '{asked}' is not upper-case: browsers upper-case only DELETE, GET, HEAD, "
             f"OPTIONS, POST and PUT, and methods are case-sensitive; write '{asked.upper()}' in "

@@ -1,8 +1,10 @@
 """The `probe` command's I/O: replay a request the way a browser sends it and say whether CORS
 lets the page read the answer.
 
-The decisions are `corsproxy.browser`'s; this module only parses the arguments, sends the
-preflight (when a browser would) and the actual request with aiohttp, and prints what it saw.
+The decisions are the pure core's (`corsproxy.fetch_request`: would a browser preflight;
+`corsproxy.browser`: would it let the page read the answer); this module only parses the
+arguments, sends the preflight (when a browser would) and the actual request with aiohttp, and
+prints what it saw.
 Exit codes (CONTRACT): 0 a browser would allow it, 1 it would block it, 2 could not connect or
 bad arguments (a message, never a traceback).
 """
@@ -20,8 +22,10 @@ from urllib.parse import urlsplit
 import aiohttp
 from multidict import CIMultiDict
 
-from corsproxy import __version__, browser
+from corsproxy import __version__, browser, fetch_request
 from corsproxy.browser import Verdict
+from corsproxy.cors import NON_WILDCARD_HEADER
+from corsproxy.fetch_headers import is_token
 from corsproxy.origins import normalise_origin
 
 EXIT_ALLOWED, EXIT_BLOCKED, EXIT_USAGE = 0, 1, 2
@@ -132,9 +136,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
             raise ProbeError(f"--origin {args.origin!r}: {exc}") from None
         if origin != args.origin:
             notes.append(f"a browser sends the origin {args.origin!r} as {origin!r}; probing with that")
-    if (problem := browser.method_problem(args.method)) is not None:
+    if (problem := fetch_request.method_problem(args.method)) is not None:
         raise ProbeError(f"--method: {problem}")
-    method = browser.normalize_method(args.method)
+    method = fetch_request.normalize_method(args.method)
     headers = [_parse_header(text) for text in args.headers]
     body = None
     if args.data is not None:
@@ -146,7 +150,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
             headers.append(("Content-Type", "text/plain;charset=UTF-8"))
     if not args.timeout > 0:
         raise ProbeError("--timeout must be a positive number of seconds")
-    notes += browser.forbidden_header_notes(headers)
+    notes += fetch_request.forbidden_header_notes(headers)
     return Plan(args.url, origin, method, tuple(headers), body, args.credentials, args.timeout,
                 args.follow, tuple(notes))
 
@@ -154,7 +158,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
 def _parse_header(text: str) -> tuple[str, str]:
     name, colon, value = text.partition(":")
     name = name.strip()
-    if not colon or not browser.is_token(name):
+    if not colon or not is_token(name):
         raise ProbeError(f"-H {text!r} is not 'Name: value'")
     if name.lower() in _MANAGED:
         hint = "use --origin" if name.lower() == "origin" else "probe sets it the way a browser does"
@@ -182,8 +186,8 @@ async def probe(plan: Plan) -> Report:
 
 async def _walk(session: aiohttp.ClientSession, plan: Plan) -> Report:
     url, origin, method, headers, body = plan.url, plan.origin, plan.method, list(plan.headers), plan.body
-    page_headers = browser.page_headers(headers)
-    first_reasons = browser.needs_preflight(method, page_headers)
+    page_headers = fetch_request.page_headers(headers)
+    first_reasons = fetch_request.needs_preflight(method, page_headers)
     exchanges: list[Exchange] = []
     stopped = None
     if browser.url_origin(url) == origin:
@@ -192,14 +196,14 @@ async def _walk(session: aiohttp.ClientSession, plan: Plan) -> Report:
             "same-origin request: the page's origin is the URL's origin, so CORS does not apply",))
         return _report(plan, first_reasons, [exchange])
     for hop in range(MAX_REDIRECTS + 1):
-        page_headers = browser.page_headers(headers)
-        unsafe = browser.unsafe_header_names(page_headers)
+        page_headers = fetch_request.page_headers(headers)
+        unsafe = fetch_request.unsafe_header_names(page_headers)
         upstream = browser.url_origin(url)
         suffix = "" if hop == 0 else f" (after redirect {hop})"
-        if browser.needs_preflight(method, page_headers):
+        if fetch_request.needs_preflight(method, page_headers):
             asked = [("Origin", origin), ("Access-Control-Request-Method", method)]
             if unsafe:
-                asked.append(("Access-Control-Request-Headers", browser.acrh_value(page_headers)))
+                asked.append(("Access-Control-Request-Headers", fetch_request.acrh_value(page_headers)))
             asked.append(("Accept", "*/*"))
             exchange = await _send(session, "preflight" + suffix, "OPTIONS", url, asked, None, plan.timeout)
             exchange.verdict = browser.judge_preflight(
@@ -219,7 +223,7 @@ async def _walk(session: aiohttp.ClientSession, plan: Plan) -> Report:
         if redirect is None or not exchange.verdict.allowed or not plan.follow:
             break
         if browser.url_origin(redirect.location) != browser.url_origin(url):
-            headers = [(n, v) for n, v in headers if n.lower() != browser.NON_WILDCARD_HEADER]
+            headers = [(n, v) for n, v in headers if n.lower() != NON_WILDCARD_HEADER]
         if redirect.method != method:
             headers = [(n, v) for n, v in headers if n.lower() not in _BODY_HEADERS]
             body = None

@@ -1,11 +1,12 @@
-"""The browser judge (corsproxy.browser): the Fetch Standard's CORS rules as tables, no I/O."""
+"""The browser judge (corsproxy.fetch_request, corsproxy.browser, corsproxy.remedies): the Fetch
+Standard's CORS rules as tables, no I/O."""
 
 from __future__ import annotations
 
 import pytest
 
-from corsproxy import browser
-from corsproxy.browser import Fix
+from corsproxy import browser, fetch_request, remedies
+from corsproxy.remedies import Fix
 
 O = "http://localhost:3000"
 
@@ -57,7 +58,7 @@ PREFLIGHT = [
 @pytest.mark.parametrize(("method", "headers", "expect"), PREFLIGHT)
 def test_needs_preflight(method: str, headers: list, expect: str | None) -> None:
     """A preflight happens exactly when the Fetch Standard says, and the reason names the cause."""
-    reasons = browser.needs_preflight(method, headers)
+    reasons = fetch_request.needs_preflight(method, headers)
     if expect is None:
         assert reasons == []
     else:
@@ -78,7 +79,7 @@ ACRH = [
 @pytest.mark.parametrize(("headers", "expect"), ACRH)
 def test_acrh_value(headers: list, expect: str) -> None:
     """Access-Control-Request-Headers is the sorted, lower-cased, unique unsafe names joined by ','."""
-    assert browser.acrh_value(headers) == expect
+    assert fetch_request.acrh_value(headers) == expect
 
 
 @pytest.mark.parametrize(("method", "expect"), [
@@ -87,7 +88,7 @@ def test_acrh_value(headers: list, expect: str) -> None:
 ])
 def test_normalize_method(method: str, expect: str) -> None:
     """fetch() upper-cases only DELETE, GET, HEAD, OPTIONS, POST, PUT."""
-    assert browser.normalize_method(method) == expect
+    assert fetch_request.normalize_method(method) == expect
 
 
 @pytest.mark.parametrize(("name", "value", "forbidden"), [
@@ -97,8 +98,8 @@ def test_normalize_method(method: str, expect: str) -> None:
 ])
 def test_forbidden_header(name: str, value: str, forbidden: bool) -> None:
     """Forbidden request-header names are ones a page cannot set."""
-    assert browser.is_forbidden_header(name, value) is forbidden
-    assert bool(browser.forbidden_header_notes([(name, value)])) is forbidden
+    assert fetch_request.is_forbidden_header(name, value) is forbidden
+    assert bool(fetch_request.forbidden_header_notes([(name, value)])) is forbidden
 
 
 @pytest.mark.parametrize(("method", "expect"), [
@@ -107,7 +108,7 @@ def test_forbidden_header(name: str, value: str, forbidden: bool) -> None:
 ])
 def test_method_problem(method: str, expect: str | None) -> None:
     """fetch() refuses forbidden methods and non-tokens."""
-    problem = browser.method_problem(method)
+    problem = fetch_request.method_problem(method)
     assert (problem is None) if expect is None else (expect in problem)
 
 
@@ -233,7 +234,7 @@ def test_wildcard_authorization_is_a_named_departure() -> None:
 
 def test_snippets_cover_method_headers_and_upstream() -> None:
     """The corsproxy YAML, Express and nginx snippets produce every header the request needs."""
-    snippets = browser.snippets(O, True, "PURGE", ["x-b", "authorization"], upstream="http://127.0.0.1:9000")
+    snippets = remedies.snippets(O, True, "PURGE", ["x-b", "authorization"], upstream="http://127.0.0.1:9000")
     assert "allow_methods: [GET, HEAD, POST, PUT, PATCH, DELETE, PURGE]" in snippets.corsproxy_yaml
     assert "allow_headers: [authorization, x-b]" in snippets.corsproxy_yaml
     assert "upstream: http://127.0.0.1:9000" in snippets.corsproxy_yaml
@@ -241,7 +242,7 @@ def test_snippets_cover_method_headers_and_upstream() -> None:
     assert 'allowedHeaders: ["authorization", "x-b"]' in snippets.express
     assert 'add_header Access-Control-Allow-Headers "authorization, x-b" always;' in snippets.nginx
     assert "return 204;" in snippets.nginx
-    assert "corsproxy refuses the origin 'null'" in browser.snippets("null", False, "GET", []).corsproxy_yaml
+    assert "corsproxy refuses the origin 'null'" in remedies.snippets("null", False, "GET", []).corsproxy_yaml
 
 
 # --- redirects -----------------------------------------------------------------------------------
@@ -271,6 +272,9 @@ def test_redirect(status: int, location: str, method: str, target: str, next_met
     row("no-acao-on-redirect", [("Location", "/b")], "no Access-Control-Allow-Origin"),
     row("location-with-credentials", [(ACAO, "*"), ("Location", "http://u:p@api.test/b")], "user:password"),
     row("location-not-http", [(ACAO, "*"), ("Location", "ftp://api.test/b")], "not http(s)"),
+    # Regression: a bad port (or two Locations joined by ", ") raised ValueError out of probe.
+    row("location-bad-port", [(ACAO, "*"), ("Location", "http://api.test:abc/b")], "not a valid URL"),
+    row("location-bad-ipv6", [(ACAO, "*"), ("Location", "http://[::1/b")], "not a valid URL"),
 ])
 def test_redirect_blocked(headers: list, expect: str) -> None:
     """A redirect is blocked when it fails the CORS check or goes somewhere a browser will not."""
