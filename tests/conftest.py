@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from corsproxy import config as config_module
 from corsproxy.app import build_app
+from tests.processes import stop_process
 from tests.upstream_app import RECEIVED, make_upstream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,9 +117,7 @@ class Proxy:
         self.process, self.url = process, url
 
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
-        if self.process.returncode is None:
-            self.process.send_signal(sig)
-        return await asyncio.wait_for(self.process.wait(), timeout)
+        return await stop_process(self.process, "corsproxy serve", sig, timeout)
 
 
 @pytest.fixture

@@ -10,10 +10,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.processes import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 READY = re.compile(r"^corsproxy demo ready: page (?P<page>http://\S+)  api (?P<api>http://\S+)  proxy (?P<proxy>http://\S+)$")
 START_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
 
 
 @dataclass
@@ -25,14 +26,7 @@ class Demo:
 
     async def stop(self, sig: int = signal.SIGTERM) -> int:
         """Signal the demo and wait for it to exit; killed (and the test failed) if it hangs."""
-        if self.process.returncode is None:
-            self.process.send_signal(sig)
-        try:
-            return await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
-            raise AssertionError(f"corsproxy demo (pid {self.process.pid}) did not stop on {sig!r}") from None
+        return await stop_process(self.process, "corsproxy demo", sig)
 
 
 async def start_demo(*args: str, log: Path) -> Demo:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from tests.processes import stop_process
 from tests.browser.apps import RECEIVED, SSE_GO, SSE_SENT, Site, make_page, make_upstream, start_site
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +28,6 @@ CHROMIUM_ARGS = (
 )
 READY = "corsproxy listening on "
 START_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
 
 
 def chromium_executable() -> str:
@@ -86,14 +85,7 @@ class ProxyProcess:
         return f"http://localhost:{self.port}"
 
     async def stop(self) -> int:
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
-            raise AssertionError(f"corsproxy (pid {self.process.pid}) ignored SIGTERM; log: {self.log}") from None
+        return await stop_process(self.process, f"corsproxy (log: {self.log})")
 
 
 async def start_proxy(config: Path, log: Path) -> ProxyProcess:
