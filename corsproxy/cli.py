@@ -108,11 +108,7 @@ def resolve_listen(flag_host: str | None, flag_port: int | None, env: Mapping[st
     port = flag_port if flag_port is not None else _env_port(env) if env.get("CORSPROXY_PORT") else server.port
     if not 0 <= port <= 65535:
         raise UsageError(f"port {port} is out of range (0-65535)")
-    bind_host = host.strip("[]").lower()
-    allowed = server.allowed_hosts
-    if (bind_host, None) not in allowed:
-        allowed += ((bind_host, None),)  # the bind address always reaches itself
-    return dataclasses.replace(server, host=host.strip("[]"), port=port, allowed_hosts=allowed)
+    return server.bound_to(host, port)
 
 
 def _env_port(env: Mapping[str, str]) -> int:

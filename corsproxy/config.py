@@ -220,14 +220,10 @@ def _server_fields(doc: Doc, path: PathKey, value: Any) -> dict[str, Any]:
 
 
 def _server(server: tuple[Source, dict[str, Any]] | None) -> ServerSettings:
-    """ServerSettings from the checked fields. The allowlist always admits the bind host:
-    the user chose that address, so a request naming it is not a rebinding attempt."""
+    """ServerSettings from the checked fields, the bind host admitted (ServerSettings.bound_to)."""
     source, fields = server if server is not None else (None, {})
     settings = ServerSettings(**fields, source=source)
-    bind = (settings.host, None)
-    if settings.allow_any_host or bind in settings.allowed_hosts:
-        return settings
-    return dataclasses.replace(settings, allowed_hosts=(*settings.allowed_hosts, bind))
+    return settings.bound_to(settings.host, settings.port)
 
 
 # ---------------------------------------------------------------- assembling

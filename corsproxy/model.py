@@ -7,7 +7,7 @@ mutated afterwards; the request path only reads these objects.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # Built-in endpoints live under this prefix; it is never forwarded and no route may claim it.
 BUILTIN_PREFIX = "/__corsproxy"
@@ -106,6 +106,15 @@ class ServerSettings:
     )
     allow_any_host: bool = False
     source: Source | None = None
+
+    def bound_to(self, host: str, port: int) -> ServerSettings:
+        """These settings listening on host:port. The allowlist always admits the bind host: the
+        user chose that address, so a request naming it is not a rebinding attempt."""
+        host = host.strip("[]")
+        bind = (host.lower(), None)
+        if self.allow_any_host or bind in self.allowed_hosts:
+            return replace(self, host=host, port=port)
+        return replace(self, host=host, port=port, allowed_hosts=(*self.allowed_hosts, bind))
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from corsproxy.cli import resolve_listen
+from corsproxy.model import ServerSettings
+
 from tests.upstream_app import ARRIVED, RELEASE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,3 +234,26 @@ async def test_json_logs_one_line_per_request(spawn, upstream, tmp_path):
     entry = refused[0]
     assert entry["route"] == "/api" and entry["origin"] == "https://evil.example" and entry["status"] == 403
     assert "allow_origins" in entry["why"] and "corsproxy.yaml:" in entry["why"]
+
+
+FILE_SERVER = ServerSettings(host="127.0.0.1", port=8080)
+
+
+@pytest.mark.parametrize(("flag_host", "flag_port", "env", "host", "port"), [
+    pytest.param(None, None, {}, "127.0.0.1", 8080, id="file"),
+    pytest.param(None, None, {"CORSPROXY_HOST": "0.0.0.0", "CORSPROXY_PORT": "9000"}, "0.0.0.0", 9000, id="env"),
+    pytest.param("::1", 0, {"CORSPROXY_HOST": "0.0.0.0", "CORSPROXY_PORT": "9000"}, "::1", 0, id="flags-win"),
+    pytest.param("[::1]", None, {}, "::1", 8080, id="bracketed-ipv6"),
+])
+def test_resolve_listen_precedence_and_bind_host(flag_host, flag_port, env, host, port):
+    """Flags beat $CORSPROXY_HOST/PORT, which beat the file; the host bound is always an allowed Host."""
+    settings = resolve_listen(flag_host, flag_port, env, FILE_SERVER)
+    assert (settings.host, settings.port) == (host, port)
+    assert (host.lower(), None) in settings.allowed_hosts
+    assert settings.allowed_hosts[:3] == FILE_SERVER.allowed_hosts
+
+
+def test_resolve_listen_leaves_any_host_alone():
+    """With allowed_hosts ["*"] the bind host is not added to an allowlist that is off."""
+    settings = resolve_listen("0.0.0.0", None, {}, ServerSettings(allowed_hosts=(), allow_any_host=True))
+    assert settings.allowed_hosts == () and settings.allow_any_host
