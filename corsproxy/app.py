@@ -19,7 +19,7 @@ from corsproxy import config as config_module
 from corsproxy import cors, logs, origins, routing, upstream, websocket
 from corsproxy.errors import RequestRejected, UpstreamError
 from corsproxy.logs import get_logger
-from corsproxy.model import BUILTIN_PREFIX, Config, CorsPolicy, Decision, RequestFacts, Route
+from corsproxy.model import BUILTIN_PREFIX, Config, CorsPolicy, Decision, RequestFacts
 
 JSON = "application/json"
 # llhttp parses an HTTP/0.9-style line ("GET /x") and any "HTTP/d.d"; the proxy would re-send

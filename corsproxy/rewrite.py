@@ -21,6 +21,10 @@ HOP_BY_HOP: frozenset[str] = frozenset({
     "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
 })
 _FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
+# Never forwarded as the client sent them: hop-by-hop, and the X-Forwarded-* the proxy writes
+# itself (and Host, when the route sends the upstream's own). Built once, not per request.
+_REQUEST_DROPPED = HOP_BY_HOP | _FORWARDED
+_REQUEST_DROPPED_WITH_HOST = _REQUEST_DROPPED | {"host"}
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
@@ -32,10 +36,9 @@ def upstream_request_headers(
     Content-Length, Origin, Cookie, Authorization and Accept-Encoding pass as sent; the
     route's ``request_headers`` are applied last (remove, then set).
     """
-    dropped = HOP_BY_HOP | _connection_names(headers) | _FORWARDED
-    if route.change_origin:
-        dropped |= {"host"}
-    out = _without(headers, dropped)
+    dropped = _REQUEST_DROPPED_WITH_HOST if route.change_origin else _REQUEST_DROPPED
+    listed = _connection_names(headers)
+    out = _without(headers, dropped | listed if listed else dropped)
     if route.change_origin:
         out.insert(0, ("Host", route.upstream.host_header))
     out += _forwarded(headers, client_ip, proxy_host, scheme)
