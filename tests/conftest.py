@@ -3,22 +3,43 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import os
 import signal
 import sys
 import textwrap
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from corsproxy import config as config_module
 from corsproxy.app import build_app
-from tests.processes import stop_process
+from tests.processes import Output, stop_process
 from tests.upstream_app import RECEIVED, make_upstream
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# pytest-timeout's alarm fires once per test; a hang after it (a fixture's teardown, a child
+# that never exits) would hold CI until its own limit. This ends the run instead, with every
+# thread's stack, far above the suite's normal two minutes.
+SESSION_LIMIT_SECONDS = 900
+WATCHDOG_FILE = pytest.StashKey[TextIO]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A copy of the real stderr: by the time the limit passes, fd 2 may be pytest's capture file.
+    config.stash[WATCHDOG_FILE] = os.fdopen(os.dup(sys.__stderr__.fileno()), "w")
+    faulthandler.dump_traceback_later(SESSION_LIMIT_SECONDS, exit=True, file=config.stash[WATCHDOG_FILE])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    faulthandler.cancel_dump_traceback_later()
+    config.stash[WATCHDOG_FILE].close()
+
 
 ALLOWED = "http://localhost:3000"
 FOREIGN = "https://evil.example"
@@ -111,10 +132,12 @@ def status_of(response: bytes) -> int:
 # --- a real `corsproxy serve` process -------------------------------------------------------
 
 class Proxy:
-    """A `corsproxy serve` process; stopped by its pid at the end of the test whatever happens."""
+    """A `corsproxy serve` process, its stdout and stderr read as they arrive; stopped by its
+    pid at the end of the test whatever happens."""
 
-    def __init__(self, process: asyncio.subprocess.Process, url: str) -> None:
-        self.process, self.url = process, url
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process, self.url = process, ""
+        self.stdout, self.stderr = Output(process.stdout), Output(process.stderr)
 
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         return await stop_process(self.process, "corsproxy serve", sig, timeout)
@@ -128,15 +151,19 @@ async def spawn():
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "corsproxy", *args, cwd=cwd or ROOT, env={**os.environ, **(env or {})},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        proxy = Proxy(process, "")
+        proxy = Proxy(process)
         started.append(proxy)
-        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
-        assert line.startswith("corsproxy listening on "), (line, await process.stderr.read())
+        try:
+            line = (await proxy.stdout.until(b"\n", 30)).decode().strip()
+        except AssertionError:
+            line = "(no ready line)"
+        if not line.startswith("corsproxy listening on "):
+            await stop_process(process, "corsproxy serve", signal.SIGKILL)
+            raise AssertionError(f"corsproxy did not start: {line}\n{(await proxy.stderr.finished()).decode()}")
         proxy.url = line.removeprefix("corsproxy listening on ").split()[0]
         return proxy
 
     yield start
     for proxy in started:
         if proxy.process.returncode is None:
-            proxy.process.kill()
-            await proxy.process.wait()
+            await stop_process(proxy.process, "corsproxy serve", signal.SIGKILL)

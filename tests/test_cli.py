@@ -89,7 +89,7 @@ async def test_sigterm_lets_in_flight_requests_finish(spawn, upstream, tmp_path)
         await asyncio.wait_for(upstream.app[ARRIVED].wait(), 10)
         proxy.process.send_signal(signal.SIGTERM)
         # The listening socket closes first: a new connection is refused while the old one drains.
-        await asyncio.wait_for(proxy.process.stderr.readuntil(b"stopping"), 10)
+        await proxy.stderr.until(b"stopping")
         for _ in range(100):               # bounded poll: the listener closes right after "stopping"
             if await asyncio.to_thread(_refused, proxy.url):
                 break
@@ -228,7 +228,7 @@ async def test_json_logs_one_line_per_request(spawn, upstream, tmp_path):
         async with session.get(f"{proxy.url}/api/x", headers={"Origin": "https://evil.example"}) as r:
             assert r.status == 403
     await proxy.stop()
-    lines = [json.loads(line) for line in (await proxy.process.stderr.read()).decode().splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in (await proxy.stderr.finished()).decode().splitlines() if line.startswith("{")]
     refused = [line for line in lines if line.get("path") == "/api/x"]
     assert len(refused) == 1
     entry = refused[0]

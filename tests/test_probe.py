@@ -111,7 +111,7 @@ async def test_probe_blocks(cors_server, capsys, preflight, actual, extra, reaso
     assert code == 1, out + err
     assert "verdict: blocked: " in out
     assert reason in out
-    assert f"fix: the server must send\n" in out and f"  {fix}\n" in out
+    assert "fix: the server must send\n" in out and f"  {fix}\n" in out
     for title in ("corsproxy YAML", "Express (the cors middleware)", "nginx:"):
         assert title in out
     assert f"allow_origins: [{O}]" in out and f'origin: "{O}"' in out and "add_header" in out

@@ -27,11 +27,15 @@ def team_file(upstream_port: int, prefix: str = "/api", origin: str = ORIGIN) ->
 
 async def eventually(check, *, timeout: float = 10.0) -> None:
     """Wait, bounded in time and count, until `check()` is true (a reload has been applied)."""
-    for _ in range(int(timeout / 0.02)):
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached within the time limit")
+    try:
+        async with asyncio.timeout(timeout):  # bounds a check that hangs, too
+            for _ in range(int(timeout / 0.02)):
+                if await check():
+                    return
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        pass
+    raise AssertionError(f"condition not reached within {timeout:g} s")
 
 
 @pytest.fixture
@@ -177,16 +181,16 @@ async def test_sighup_and_file_watch_reload_the_real_process(spawn, upstream, tm
     directory.mkdir()
     (directory / "orders.yaml").write_text(team_file(upstream.port))
     proxy = await spawn("-c", str(directory), "--port", "0", "--log-format", "json")
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         async def answers(path: str, expected: int) -> bool:
             async with session.get(f"{proxy.url}{path}", headers={"Origin": ORIGIN}) as r:
                 return r.status == expected
 
         (directory / "billing.yaml").write_text(team_file(upstream.port, "/billing"))
         await eventually(lambda: answers("/billing/x", 200))
-        await asyncio.wait_for(proxy.process.stderr.readuntil(b'"added": ["/billing"]'), 10)
+        await proxy.stderr.until(b'"added": ["/billing"]')
         proxy.process.send_signal(signal.SIGHUP)
-        await asyncio.wait_for(proxy.process.stderr.readuntil(b'"trigger": "SIGHUP"'), 10)
+        await proxy.stderr.until(b'"trigger": "SIGHUP"')
     assert await proxy.stop() == 0
 
 
