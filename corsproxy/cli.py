@@ -140,6 +140,7 @@ def _load(args: argparse.Namespace, path: Path | None) -> Config:
 
 def _run_serve(args: argparse.Namespace) -> int:
     from corsproxy import serve  # imports aiohttp: keep `check` and `--help` fast
+    from corsproxy.reload import ConfigSource
 
     env = os.environ
     logs.configure(args.log_format or env.get("CORSPROXY_LOG_FORMAT", "console"),
@@ -150,9 +151,9 @@ def _run_serve(args: argparse.Namespace) -> int:
         loaded = _load(args, path)
         return dataclasses.replace(loaded, server=resolve_listen(args.host, args.port, env, loaded.server))
 
+    source = ConfigSource.at(path, load) if path is not None else None
     first = load()
     grace = args.grace if args.grace is not None else serve.DEFAULT_GRACE
-    source = serve.ConfigSource(path, load) if path is not None else None
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, not {args.workers}")
     if args.workers > 1:

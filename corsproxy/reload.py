@@ -66,27 +66,43 @@ def changes(old: Config, new: Config) -> Changes:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigSource:
+    """Where the config comes from: the path to watch, how to load it, and the files' signature
+    taken before the first load. Watching from that baseline means a file written while the
+    proxy was still starting is reloaded, not silently missed."""
+
+    path: Path
+    load: Callable[[], Config]
+    baseline: Signature
+
+    @classmethod
+    def at(cls, path: Path, load: Callable[[], Config]) -> ConfigSource:
+        """Call before the first `load()`."""
+        return cls(path, load, signature(path))
+
+
 class Reloader:
     """Owns the swap of `holder.current`; `watch()` polls, `reload()` is also SIGHUP's."""
 
-    def __init__(self, holder: StateHolder, load: Callable[[], Config], path: Path) -> None:
-        self._holder, self._load, self._path = holder, load, path
+    def __init__(self, holder: StateHolder, source: ConfigSource) -> None:
+        self._holder, self._source = holder, source
         self._lock = asyncio.Lock()
 
     async def watch(self, interval: float = POLL_SECONDS) -> None:
-        seen = signature(self._path)
+        seen = self._source.baseline
         while True:
-            await asyncio.sleep(interval)
-            now = signature(self._path)
+            now = signature(self._source.path)
             if now != seen:
                 seen = now
                 await self.reload("file change")
+            await asyncio.sleep(interval)
 
     async def reload(self, why: str) -> bool:
         log = get_logger()
         async with self._lock:  # a SIGHUP during a file-change reload waits its turn
             try:
-                new = await asyncio.to_thread(self._load)
+                new = await asyncio.to_thread(self._source.load)
             except ConfigError as exc:
                 for problem in exc.problems:
                     log.error("reload refused", why=str(problem))

@@ -7,8 +7,6 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import web
 
@@ -16,7 +14,7 @@ from corsproxy.app import STATE, build_app
 from corsproxy.logs import get_logger
 from corsproxy.model import Config
 from corsproxy.origins import same_host_advice
-from corsproxy.reload import Reloader
+from corsproxy.reload import ConfigSource, Reloader
 
 DEFAULT_GRACE = 10.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -29,14 +27,6 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigSource:
-    """Where the config comes from, for hot reload: the path to watch and how to load it."""
-
-    path: Path
-    load: Callable[[], Config]
 
 
 def run(config: Config, *, grace: float = DEFAULT_GRACE, source: ConfigSource | None = None,
@@ -68,15 +58,16 @@ async def serve(config: Config, *, grace: float, source: ConfigSource | None,
         return 1
     host, port = _bound_address(site)
     url = display_url(host, port)
-    _log_banner(config, url, port)
-    ready(url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # The handlers stay installed until cleanup ends, so a second signal during the grace
-    # period does not kill the process mid-drain.
+    # period does not kill the process mid-drain. All are in place before the ready line: a
+    # SIGHUP or a config edit that follows it at once must not be lost (or kill the process).
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     background = _start_reloading(app, source, loop) if source else []
+    _log_banner(config, url, port)
+    ready(url)
     try:
         await stop.wait()
         get_logger().info("stopping", grace_seconds=grace)
@@ -92,7 +83,7 @@ async def serve(config: Config, *, grace: float, source: ConfigSource | None,
 
 def _start_reloading(app: web.Application, source: ConfigSource,
                      loop: asyncio.AbstractEventLoop) -> list[asyncio.Task]:
-    reloader = Reloader(app[STATE], source.load, source.path)
+    reloader = Reloader(app[STATE], source)
     tasks = [asyncio.create_task(reloader.watch())]
 
     def on_sighup() -> None:

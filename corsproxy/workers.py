@@ -17,11 +17,12 @@ import sys
 
 from corsproxy import serve
 from corsproxy.model import Config
+from corsproxy.reload import ConfigSource
 
 READY_TIMEOUT = 30.0
 
 
-def run(config: Config, *, workers: int, grace: float, source: serve.ConfigSource | None) -> int:
+def run(config: Config, *, workers: int, grace: float, source: ConfigSource | None) -> int:
     placeholder = _reserve(config.server.host, config.server.port)
     port = placeholder.getsockname()[1]
     config = dataclasses.replace(config, server=dataclasses.replace(config.server, port=port))
@@ -57,7 +58,7 @@ def _reserve(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _fork_worker(config: Config, grace: float, source: serve.ConfigSource | None,
+def _fork_worker(config: Config, grace: float, source: ConfigSource | None,
                  ready_write: int, ready_read: int) -> int:
     pid = os.fork()
     if pid:
