@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient, TestServer
 
 from corsproxy import config as config_module
@@ -31,6 +32,10 @@ WATCHDOG_FILE = pytest.StashKey[TextIO]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # In-process proxies log to stderr, as `corsproxy serve` does: a request line must never land
+    # in the stdout of a command a test captures beside it (an in-process probe, say). The file
+    # is looked up per line, so each test's capture gets its own.
+    structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
     # A copy of the real stderr: by the time the limit passes, fd 2 may be pytest's capture file.
     config.stash[WATCHDOG_FILE] = os.fdopen(os.dup(sys.__stderr__.fileno()), "w")
     faulthandler.dump_traceback_later(SESSION_LIMIT_SECONDS, exit=True, file=config.stash[WATCHDOG_FILE])
