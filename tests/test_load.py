@@ -137,17 +137,26 @@ async def _aborts(port: int, count: int) -> None:
 
 
 async def test_a_thousand_aborts_leave_fds_and_memory_flat(served):
-    """1,000 clients leaving mid-download or mid-upload: the proxy's fds and RSS stay flat."""
+    """1,000 clients leaving mid-download or mid-upload: the proxy's fds and RSS stay flat.
+
+    RSS right after a burst swings by 10+ MiB with what is still in flight (seen on one core),
+    so memory is judged by its floor: the lowest of several samples, each taken once the fd
+    count is steady. A leak raises the floor; a transient peak does not."""
     pid = served.process.pid
+
+    async def rss_after_aborts() -> int:
+        await _aborts(served.port, 100)
+        await steady_fds(pid)
+        return rss_kib(pid)
+
     await _aborts(served.port, 200)                  # warm-up: pools, buffers, caches
     fds_before = await steady_fds(pid)
-    rss_before = rss_kib(pid)
-    await _aborts(served.port, 1000)
+    before = [await rss_after_aborts() for _ in range(3)]
+    after = [await rss_after_aborts() for _ in range(10)]          # the 1,000
     fds_after = await settled_fds(pid, at_most=fds_before + 2)
-    rss_after = rss_kib(pid)
-    print(f"aborts: fds {fds_before} -> {fds_after}, VmRSS {rss_before} -> {rss_after} KiB")
+    print(f"aborts: fds {fds_before} -> {fds_after}, VmRSS before {before}, during and after {after} KiB")
     assert fds_after <= fds_before + 2, served.stderr.text()[-4000:]
-    assert rss_after <= rss_before * 1.10 + 2048, (rss_before, rss_after)
+    assert min(after[-3:]) <= min(before) * 1.10 + 2048, (before, after)
     assert status_of(await get(served.port)) == 200
 
 
