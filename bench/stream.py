@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
 import time
@@ -67,6 +66,7 @@ async def start_proxy(upstream_port: int) -> tuple[asyncio.subprocess.Process, s
     line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
     if not line.startswith("corsproxy listening on "):
         process.kill()
+        await asyncio.wait_for(process.wait(), 30)
         raise RuntimeError(f"proxy did not start: {line!r}")
     return process, line.removeprefix("corsproxy listening on ")
 

@@ -160,7 +160,7 @@ async def spawn():
         started.append(proxy)
         try:
             line = (await proxy.stdout.until(b"\n", 30)).decode().strip()
-        except AssertionError:
+        except AssertionError:  # it exited or stayed silent: its stderr says why
             line = "(no ready line)"
         if not line.startswith("corsproxy listening on "):
             await stop_process(process, "corsproxy serve", signal.SIGKILL)

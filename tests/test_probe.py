@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
 from corsproxy import cli
+from tests.processes import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 O = "http://localhost:3000"
@@ -63,8 +65,7 @@ async def probe_process(*args: str) -> tuple[int, str, str]:
     try:
         out, err = await asyncio.wait_for(process.communicate(), 60)
     except asyncio.TimeoutError:
-        process.kill()
-        await process.wait()
+        await stop_process(process, "corsproxy probe", signal.SIGKILL)
         raise
     return process.returncode, out.decode(), err.decode()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -97,12 +98,10 @@ async def start_proxy(config: Path, log: Path) -> ProxyProcess:
     try:
         line = (await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)).decode().strip()
     except BaseException:
-        process.kill()
-        await process.wait()
+        await stop_process(process, "corsproxy serve", signal.SIGKILL)
         raise
     if not line.startswith(READY):
-        process.kill()
-        await process.wait()
+        await stop_process(process, "corsproxy serve", signal.SIGKILL)
         raise AssertionError(f"corsproxy did not start: {line!r}\n{log.read_text()}")
     return ProxyProcess(process, int(line.rsplit(":", 1)[1]), log)
 
