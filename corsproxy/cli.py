@@ -12,9 +12,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from corsproxy import __version__, config, logs, origins
+from corsproxy import __version__, config
 from corsproxy.errors import ConfigError
 from corsproxy.model import Config, ServerSettings
+from corsproxy.policy import origins
+from corsproxy.server import logs
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 SUBCOMMANDS = ("serve", "check", "health", "probe", "demo")
@@ -77,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     health.set_defaults(run=_run_health)
 
     # probe and demo own their arguments, each in its own module.
-    from corsproxy import demo, probe
+    from corsproxy.commands import demo, probe
     probe.add_arguments(sub.add_parser("probe", help="replay a request as a browser would and say whether CORS lets the page read it"))
     demo.add_arguments(sub.add_parser("demo", help="start a demo API, the proxy and a page that shows the CORS problem and the fix"))
     return parser
@@ -139,8 +141,10 @@ def _load(args: argparse.Namespace, path: Path | None) -> Config:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from corsproxy import serve  # imports aiohttp: keep `check` and `--help` fast
-    from corsproxy.reload import ConfigSource
+    from corsproxy.server import (
+        serve,  # imports aiohttp: keep `check` and `--help` fast
+    )
+    from corsproxy.server.reload import ConfigSource
 
     env = os.environ
     logs.configure(args.log_format or env.get("CORSPROXY_LOG_FORMAT", "console"),
@@ -157,7 +161,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, not {args.workers}")
     if args.workers > 1:
-        from corsproxy import workers
+        from corsproxy.server import workers
         return workers.run(first, workers=args.workers, grace=grace, source=source)
     return serve.run(first, grace=grace, source=source)
 

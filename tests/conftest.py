@@ -17,7 +17,7 @@ import structlog
 from aiohttp.test_utils import TestClient, TestServer
 
 from corsproxy import config as config_module
-from corsproxy.app import build_app
+from corsproxy.server.app import build_app
 from tests.processes import Output, stop_process
 from tests.upstream_app import RECEIVED, make_upstream
 

@@ -15,7 +15,6 @@ import pytest
 
 from corsproxy.cli import resolve_listen
 from corsproxy.model import ServerSettings
-
 from tests.upstream_app import ARRIVED, RELEASE
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,8 +19,16 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from tests.browser.apps import (
+    RECEIVED,
+    SSE_GO,
+    SSE_SENT,
+    Site,
+    make_page,
+    make_upstream,
+    start_site,
+)
 from tests.processes import stop_process
-from tests.browser.apps import RECEIVED, SSE_GO, SSE_SENT, Site, make_page, make_upstream, start_site
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = (

@@ -16,11 +16,23 @@ import argparse
 import pytest
 from aiohttp import web
 
-from corsproxy import browser, probe
+from corsproxy.commands import probe
+from corsproxy.judge import browser
 from tests.browser.apps import start_site
 from tests.browser.scenarios import (
-    ALLOWED, CHROMIUM_RULES, CONTROL, EVENTSOURCE, FETCH, FROM_FOREIGN_PAGE, PROXY, PROXY_BY_IP,
-    THROUGH_PROXY, UPSTREAM, Request, Scenario, blocked,
+    ALLOWED,
+    CHROMIUM_RULES,
+    CONTROL,
+    EVENTSOURCE,
+    FETCH,
+    FROM_FOREIGN_PAGE,
+    PROXY,
+    PROXY_BY_IP,
+    THROUGH_PROXY,
+    UPSTREAM,
+    Request,
+    Scenario,
+    blocked,
 )
 from tests.browser.test_scenarios import open_page, play
 

@@ -13,8 +13,23 @@ import pytest
 
 from tests.browser.apps import SSE_GO, SSE_SENT
 from tests.browser.scenarios import (
-    ALLOWED, CHROMIUM_RULES, CONTROL, EVENTSOURCE, FETCH, FOREIGN, FROM_FOREIGN_PAGE, PROXY, PROXY_BY_IP,
-    SESSION_COOKIE, THROUGH_PROXY, UPSTREAM, WEBSOCKET, WS_MESSAGE, Expect, Scenario, blocked,
+    ALLOWED,
+    CHROMIUM_RULES,
+    CONTROL,
+    EVENTSOURCE,
+    FETCH,
+    FOREIGN,
+    FROM_FOREIGN_PAGE,
+    PROXY,
+    PROXY_BY_IP,
+    SESSION_COOKIE,
+    THROUGH_PROXY,
+    UPSTREAM,
+    WEBSOCKET,
+    WS_MESSAGE,
+    Expect,
+    Scenario,
+    blocked,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]

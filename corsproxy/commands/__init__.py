@@ -1,0 +1,1 @@
+"""One module per sub-command's I/O (`probe`, `demo`); the decisions they print come from below."""

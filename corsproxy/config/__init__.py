@@ -1,0 +1,10 @@
+"""YAML (or `serve` flags) -> a validated, frozen `Config`; no aiohttp, nothing async.
+
+Bottom to top: `yamldoc` reads a file with a line for every node and interpolates `${VAR}`;
+`values` checks one value; `loader` knows which keys each block holds and merges files into one
+Config; `risks` finds what is legal but unwise. Every problem is collected, never the first alone.
+"""
+
+from corsproxy.config.loader import from_flags, load, route_rows
+
+__all__ = ["from_flags", "load", "route_rows"]

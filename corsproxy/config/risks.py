@@ -1,0 +1,96 @@
+"""Legal but risky setups: the warnings `corsproxy check` prints (exit 0) and `serve` logs.
+
+Only model types come in (no YAML, no I/O), so the loader calls `find_risks` on the Config it
+built. Each warning is one sentence starting with the `file:line` to change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+
+from corsproxy.model import Config, Route
+from corsproxy.policy.origins import matches_any_origin
+
+
+def find_risks(config: Config) -> tuple[str, ...]:
+    """Every warning for `config`, each once: route risks by kind, then the server's."""
+    warnings: list[str] = []
+    for check in _ROUTE_CHECKS:
+        warnings += _grouped(config.routes, check)
+    server = config.server
+    if server.allow_any_host:
+        where = f"{server.source}: " if server.source else ""
+        warnings.append(
+            f"{where}server.allowed_hosts is ['*']: the Host check that guards against DNS "
+            "rebinding is off, so a website can reach the proxy (and the upstreams and tokens "
+            "behind it) through a DNS name that resolves to this machine; list the host names "
+            "you use instead")
+    return tuple(dict.fromkeys(warnings))
+
+
+def with_risks(config: Config) -> Config:
+    """`config` with its warnings filled in (what config.load returns)."""
+    return dataclasses.replace(config, warnings=config.warnings + find_risks(config))
+
+
+# --- per route: (where, text) when the route has the risk, else None ----------------------------
+
+RouteCheck = Callable[[Route], "tuple[str, str] | None"]
+
+
+def _wildcard_with_authorization(route: Route) -> tuple[str, str] | None:
+    if not route.cors.allow_any_origin:
+        return None
+    if not any(name.lower() == "authorization" for name, _ in route.set_headers):
+        return None
+    return (route.cors.source_of("allow_origins"),
+            "allow_origins is ['*'] on {routes}, which injects an Authorization header "
+            "(request_headers.set): any website you visit can call the upstream with that token "
+            "through the proxy and read the answer; list your pages' origins in allow_origins")
+
+
+def _regex_matches_any(route: Route) -> tuple[str, str] | None:
+    regex = route.cors.allow_origin_regex
+    example = matches_any_origin(regex) if regex is not None else None
+    if example is None:
+        return None
+    return (route.cors.source_of("allow_origin_regex"),
+            f"allow_origin_regex '{regex.pattern}' matches any origin (e.g. '{example}'), "
+            "so every website can read the responses of {routes}; anchor it to your own hosts, "
+            r"e.g. '^https://[a-z0-9-]+\.preview\.example\.com$'")
+
+
+def _http_origin_with_credentials(route: Route) -> tuple[str, str] | None:
+    policy = route.cors
+    if not policy.allow_credentials or route.upstream.scheme not in ("https", "wss"):
+        return None
+    plain = sorted(origin for origin in policy.allow_origins
+                   if origin.startswith("http://"))
+    if not plain:
+        return None
+    shown = ", ".join(plain)
+    return (policy.source_of("allow_origins"),
+            f"allow_origins has plain-http origin(s) {shown} with allow_credentials: true on "
+            "{routes}, whose upstream is https: anyone on the network path to such a page can "
+            "change it and use the user's credentials against the https upstream (a page on "
+            "your own localhost is out of the network's reach); allow the https:// origin "
+            "where the page has one")
+
+
+_ROUTE_CHECKS: tuple[RouteCheck, ...] = (
+    _wildcard_with_authorization, _regex_matches_any, _http_origin_with_credentials,
+)
+
+
+def _grouped(routes: tuple[Route, ...], check: RouteCheck) -> Iterator[str]:
+    """One warning per (line, text): routes sharing a file default are named together."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for route in routes:
+        hit = check(route)
+        if hit is not None:
+            found.setdefault(hit, []).append(route.prefix)
+    for (where, text), prefixes in found.items():
+        names = ", ".join(prefixes)
+        yield f"{where}: " + text.replace("{routes}", f"route{'s' if len(prefixes) > 1 else ''} {names}")
+

@@ -1,0 +1,189 @@
+"""Header transforms on the way up (request) and on the way back (response).
+
+Pure: headers are sequences of ``(name, value)`` str pairs, order and duplicates kept; every
+function returns a new list and never touches its input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from urllib.parse import urlsplit
+
+from corsproxy.model import Route, Upstream
+from corsproxy.policy.routing import encode_path
+
+Headers = Sequence[tuple[str, str]]
+
+# RFC 9110 §7.6.1 (Connection) plus the de-facto ones every proxy drops (Keep-Alive,
+# Proxy-Connection) and RFC 9110 §11.7's proxy credentials, which are meant for us.
+HOP_BY_HOP: frozenset[str] = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+    "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+})
+_FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
+# Never forwarded as the client sent them: hop-by-hop, and the X-Forwarded-* the proxy writes
+# itself (and Host, when the route sends the upstream's own). Built once, not per request.
+_REQUEST_DROPPED = HOP_BY_HOP | _FORWARDED
+_REQUEST_DROPPED_WITH_HOST = _REQUEST_DROPPED | {"host"}
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+
+def upstream_request_headers(
+    headers: Headers, route: Route, *, client_ip: str, proxy_host: str, scheme: str,
+) -> list[tuple[str, str]]:
+    """The headers to send upstream for a client request.
+
+    Content-Length, Origin, Cookie, Authorization and Accept-Encoding pass as sent; the
+    route's ``request_headers`` are applied last (remove, then set).
+    """
+    dropped = _REQUEST_DROPPED_WITH_HOST if route.change_origin else _REQUEST_DROPPED
+    listed = _connection_names(headers)
+    out = _without(headers, dropped | listed if listed else dropped)
+    if route.change_origin:
+        out.insert(0, ("Host", route.upstream.host_header))
+    out += _forwarded(headers, client_ip, proxy_host, scheme)
+    set_names = {name.lower() for name, _ in route.set_headers}
+    out = _without(out, route.remove_headers | set_names)
+    out += route.set_headers
+    return [(name, value) for name, value in out if _safe(value)]
+
+
+def client_response_headers(
+    headers: Headers, route: Route, *, cors_headers: Headers, proxy_origin: str,
+) -> list[tuple[str, str]]:
+    """The upstream's response headers as the client gets them, with the proxy's CORS headers.
+
+    Upstream ``Access-Control-*`` headers are removed (the proxy's own replace them); all
+    ``Vary`` headers become one, where the first upstream ``Vary`` was.
+    """
+    dropped = HOP_BY_HOP | _connection_names(headers)
+    out: list[tuple[str, str]] = []
+    vary_at: int | None = None
+    vary: list[str] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower in dropped or lower.startswith("access-control-"):
+            continue
+        if lower == "vary":
+            if vary_at is None:
+                vary_at = len(out)
+            vary.append(value)
+            continue
+        if lower == "location":
+            value = rewrite_location(value, route, proxy_origin)
+        elif lower == "set-cookie":
+            value = strip_cookie_domain(value)
+        out.append((name, value))
+    vary += (value for name, value in cors_headers if name.lower() == "vary")
+    merged = _merge_vary(vary)
+    if merged:
+        out.insert(len(out) if vary_at is None else vary_at, ("Vary", merged))
+    out += ((name, value) for name, value in cors_headers if name.lower() != "vary")
+    return out
+
+
+def _merge_vary(values: Iterable[str]) -> str:
+    """Comma-separated Vary values as one: first spelling of each token, in order; ``*`` wins."""
+    tokens: dict[str, str] = {}
+    for value in values:
+        for token in value.split(","):
+            token = token.strip()
+            if token:
+                tokens.setdefault(token.lower(), token)
+    return "*" if "*" in tokens else ", ".join(tokens.values())
+
+
+def rewrite_location(value: str, route: Route, proxy_origin: str) -> str:
+    """Point a ``Location`` at the upstream back through the proxy and its prefix.
+
+    An absolute URL (or a ``//host`` reference) on the upstream's origin, with a path under
+    the upstream's base path, becomes ``proxy_origin`` + the proxy path. A path-absolute
+    reference (``/v1/x``) under the base path becomes the proxy path alone: it stays
+    relative, as the upstream wrote it, and the browser resolves it against the proxy.
+    The proxy path is the prefix + the rest (strip_prefix) or the path minus the base path.
+    Query and fragment are kept byte for byte; anything else is returned unchanged.
+    """
+    if value.startswith("/") and not value.startswith("//"):
+        origin, rest = "", value
+    else:
+        origin, rest = _split_origin(value, route.upstream)
+        if not origin or origin != route.upstream.origin.lower():
+            return value
+        origin = proxy_origin
+    end = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    path = _proxy_path(rest[:end] or "/", route)
+    return value if path is None else origin + path + rest[end:]
+
+
+def strip_cookie_domain(value: str) -> str:
+    """A ``Set-Cookie`` value without its ``Domain`` attribute; the rest byte for byte."""
+    if "domain" not in value.lower():
+        return value
+    pair, *attributes = value.split(";")
+    kept = [a for a in attributes if a.split("=", 1)[0].strip().lower() != "domain"]
+    return ";".join([pair, *kept])
+
+
+def _proxy_path(path: str, route: Route) -> str | None:
+    """The proxy path for an upstream path (encoded), None when not under the base path."""
+    base = route.upstream.base_path
+    if base and not (path == base or path.startswith(base + "/")):
+        return None
+    rest = path[len(base):]
+    if route.strip_prefix and route.prefix != "/":
+        return encode_path(route.prefix) + rest
+    return rest or "/"
+
+
+def _split_origin(value: str, upstream: Upstream) -> tuple[str, str]:
+    """``scheme://host:port/p?q`` -> (serialised origin, "/p?q"); ("", value) if not a URL.
+
+    A ``//host`` reference takes the upstream's scheme. The origin is serialised by the same
+    rule as ``Upstream.origin`` (ws/wss as http/https, default ports dropped), lower-case.
+    """
+    head, sep, rest = value.partition("//")
+    if not sep or (head and not head.endswith(":")):
+        return "", value
+    scheme = head[:-1].lower() if head else upstream.scheme
+    if scheme not in _DEFAULT_PORTS:
+        return "", value
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, rest = rest[:end], rest[end:]
+    try:
+        parts = urlsplit("//" + authority)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "", value
+    if not host or "@" in authority:
+        return "", value
+    port = _DEFAULT_PORTS[scheme] if port is None else port
+    return Upstream("", scheme, host, port, "").origin, rest or "/"
+
+
+def _forwarded(headers: Headers, client_ip: str, proxy_host: str, scheme: str):
+    """X-Forwarded-For (the client's chain + client_ip), -Proto and -Host."""
+    chain = [v for n, v in headers if n.lower() == "x-forwarded-for" and v.strip() and _safe(v)]
+    chain += [client_ip] if client_ip else []
+    pairs = [("X-Forwarded-For", ", ".join(chain))] if chain else []
+    pairs.append(("X-Forwarded-Proto", scheme))
+    if proxy_host:
+        pairs.append(("X-Forwarded-Host", proxy_host))
+    return pairs
+
+
+def _connection_names(headers: Headers) -> frozenset[str]:
+    """Header names listed in ``Connection`` values (RFC 9110 §7.6.1), lower-case."""
+    return frozenset(
+        token.strip().lower()
+        for name, value in headers if name.lower() == "connection"
+        for token in value.split(",") if token.strip()
+    )
+
+
+def _without(headers: Headers, names: frozenset[str] | set[str]) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in headers if name.lower() not in names]
+
+
+def _safe(value: str) -> bool:
+    """CR, LF or NUL in a value could split or smuggle a header: such values are dropped."""
+    return "\r" not in value and "\n" not in value and "\0" not in value

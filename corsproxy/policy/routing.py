@@ -1,0 +1,181 @@
+"""Path normalisation, longest-prefix routing and the upstream path.
+
+Pure: no aiohttp, no asyncio. Everything that can be is computed when the RouteTable is
+built; a request costs one percent-decode, at most one dot-segment pass and
+O(number of segments) dict look-ups.
+
+How a request path is judged (``resolve``):
+
+1. refuse over-long input and anything not starting with ``/``;
+2. percent-decode ONCE to bytes and decode them as strict UTF-8 (``%zz``, ``%4``, overlong
+   ``%c0%ae`` and lone surrogates are refused), then refuse control characters and turn
+   ``\\`` into ``/`` (servers on Windows treat it as a separator);
+3. remove dot-segments (RFC 3986 §5.2.4), where a ``..`` above the root is an escape;
+4. the route is the one matching the normalised path; the route matching the decoded path
+   literally (before removing dot-segments) must be the same route, and no ``..`` may climb
+   above its prefix. So ``/api/../admin`` leaves /api and ``/admin/../api/x`` sneaks into
+   /api: both are refused (400), never forwarded, whatever other routes exist.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from string import hexdigits
+from urllib.parse import quote
+
+from corsproxy.errors import PathEscape
+from corsproxy.model import Route
+
+MAX_PATH_LENGTH = 8192
+
+# RFC 3986 §3.3: pchar = unreserved / pct-encoded / sub-delims / ":" / "@". quote() always
+# keeps the unreserved characters (ALPHA DIGIT - . _ ~); these are the rest, plus "/".
+_PCHAR_SAFE = "!$&'()*+,;=:@/"
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+# "2f" / "2F" / ... -> b"/": every two-hex-digit spelling, both cases, looked up not parsed.
+_HEX_BYTE = {a + b: bytes.fromhex(a + b) for a in hexdigits for b in hexdigits}
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    route: Route
+    path: str            # decoded, dot-segments removed: what the route was chosen on
+    upstream_path: str   # percent-encoded, base_path included: what goes upstream
+
+
+class RouteTable:
+    """Routes by prefix; ``match`` is the longest prefix on a segment boundary."""
+
+    __slots__ = ("_routes", "_depth")
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self._routes: dict[str, Route] = {route.prefix: route for route in routes}
+        # No prefix has more segments than this, so longer paths are cut before looking up.
+        self._depth = max((_segments(prefix) for prefix in self._routes), default=0)
+
+    def match(self, path: str) -> Route | None:
+        """The route whose prefix is the longest segment-prefix of ``path`` (which starts with /).
+
+        ``/a/b/c`` looks up ``/a/b/c``, ``/a/b``, ``/a`` and then ``/``.
+        """
+        if not path.startswith("/"):
+            return None
+        routes = self._routes
+        candidate = _first_segments(path, self._depth)
+        while candidate:
+            route = routes.get(candidate)
+            if route is not None:
+                return route
+            candidate = candidate[: candidate.rfind("/")]
+        return routes.get("/")
+
+
+def resolve(table: RouteTable, raw_path: str) -> Match | None:
+    """Route a request path as received (percent-encoded); None when no route matches.
+
+    Raises PathEscape (400) for malformed paths and paths that leave their route's prefix.
+    A literal ``?`` starts the query (RFC 3986 §3.4): it and what follows are not path.
+    """
+    raw_path = raw_path.partition("?")[0]
+    if len(raw_path) > MAX_PATH_LENGTH:
+        raise PathEscape(f"path is longer than {MAX_PATH_LENGTH} characters")
+    if not raw_path.startswith("/"):
+        raise PathEscape(f"path {_show(raw_path)} does not start with '/'")
+    decoded = _percent_decode(raw_path)
+    if _CONTROL.search(decoded):
+        raise PathEscape(f"path {_show(raw_path)} contains a control character")
+    decoded = decoded.replace("\\", "/")
+    path, low_water = remove_dot_segments(decoded, raw_path)
+    route = table.match(path)
+    # The route the path names literally; the same look-up when there were no dot-segments.
+    literal = route if path is decoded else table.match(decoded)
+    if literal is not None and low_water < _segments(literal.prefix):
+        raise PathEscape(f"path {_show(raw_path)} leaves its route prefix {literal.prefix}")
+    if literal is not route:       # route is set here: a path kept under `literal` is routed
+        raise PathEscape(f"path {_show(raw_path)} reaches route {route.prefix} through '..'; "
+                         "a path may not climb into another route")
+    if route is None:
+        return None
+    return Match(route, path, _upstream_path(route, path))
+
+
+def remove_dot_segments(path: str, raw_path: str = "") -> tuple[str, int]:
+    """RFC 3986 §5.2.4 on an absolute path, and the fewest segments left after any ``..``.
+
+    Returns ``(normalised, low_water)``; ``low_water`` is large when no ``..`` occurred.
+    ``path`` itself (the same object) comes back when it has no dot-segments. Unlike §5.2.4,
+    a ``..`` at the root is not silently dropped: it raises PathEscape (``raw_path`` is only
+    for the message). Empty segments (``//``) are kept, as the RFC does.
+    """
+    if "." not in path:
+        return path, MAX_PATH_LENGTH
+    segments = path.split("/")
+    kept: list[str] = []
+    low_water = MAX_PATH_LENGTH
+    for segment in segments[1:]:
+        if segment == "..":
+            if not kept:
+                raise PathEscape(f"path {_show(raw_path or path)} climbs above the root")
+            kept.pop()
+            low_water = min(low_water, len(kept))
+        elif segment != ".":
+            kept.append(segment)
+    if segments[-1] in (".", ".."):
+        kept.append("")          # "/a/b/." and "/a/b/c/.." are "/a/b/" (§5.2.4 step 2.B/C)
+    normalised = "/" + "/".join(kept)
+    return (path, low_water) if normalised == path else (normalised, low_water)
+
+
+def _upstream_path(route: Route, path: str) -> str:
+    """``base_path`` + the path (without the prefix when strip_prefix), percent-encoded.
+
+    ``base_path`` is taken as written in the config (already encoded). "/" when empty.
+    """
+    if route.strip_prefix and route.prefix != "/":
+        path = path[len(route.prefix):]
+    return (route.upstream.base_path + encode_path(path)) or "/"
+
+
+def encode_path(path: str) -> str:
+    """Percent-encode a decoded path: RFC 3986 pchar and ``/`` stay, the rest is UTF-8 %XX."""
+    return quote(path, safe=_PCHAR_SAFE)
+
+
+def _percent_decode(raw_path: str) -> str:
+    """Decode %XX escapes once, then the bytes as strict UTF-8; PathEscape when either fails."""
+    if "%" not in raw_path and raw_path.isascii():
+        return raw_path
+    head, *escaped = raw_path.split("%")
+    try:
+        chunks = [head.encode()]
+        for part in escaped:
+            byte = _HEX_BYTE.get(part[:2])
+            if byte is None:
+                raise PathEscape(f"path {_show(raw_path)} has an invalid percent-escape "
+                                 f"'%{part[:2]}'")
+            chunks += (byte, part[2:].encode())
+        return b"".join(chunks).decode()
+    except UnicodeError:
+        raise PathEscape(f"path {_show(raw_path)} does not decode to valid UTF-8") from None
+
+
+def _segments(prefix: str) -> int:
+    """How many segments a route prefix has: "/" 0, "/api" 1, "/api/v2" 2."""
+    return 0 if prefix == "/" else prefix.count("/")
+
+
+def _first_segments(path: str, count: int) -> str:
+    """``path`` cut to its first ``count`` segments ("/a/b/c", 2 -> "/a/b")."""
+    end = 0
+    for _ in range(count):
+        end = path.find("/", end + 1)
+        if end < 0:
+            return path
+    return path[:end]
+
+
+def _show(path: str) -> str:
+    """A path for a message: quoted, escaped, and cut short."""
+    return repr(path if len(path) <= 120 else path[:117] + "...")

@@ -1,0 +1,227 @@
+"""The aiohttp layer: one catch-all handler that puts a request through the gates in order.
+
+Framing (what llhttp lets through but a proxy must not re-send) -> Host guard -> request-target
+checks -> built-ins -> route match (path escape = 400) -> CORS decision (preflights answered
+here, foreign origins refused) -> forward. Nothing reaches the upstream before every gate has
+said yes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import HttpVersion10, HttpVersion11, web
+
+from corsproxy import config as config_module
+from corsproxy.errors import RequestRejected, UpstreamError
+from corsproxy.model import BUILTIN_PREFIX, Config, CorsPolicy, Decision, RequestFacts
+from corsproxy.policy import cors, origins, routing
+from corsproxy.server import logs, upstream, websocket
+from corsproxy.server.logs import get_logger
+
+JSON = "application/json"
+# llhttp parses an HTTP/0.9-style line ("GET /x") and any "HTTP/d.d"; the proxy would re-send
+# such a request as HTTP/1.1, so it speaks only the versions it forwards (RFC 9112 §2.3).
+HTTP_VERSIONS = frozenset({HttpVersion10, HttpVersion11})
+# aiohttp's router matches the decoded path; "(?s:...)" lets a decoded CR/LF reach the gates
+# (and their 400) instead of the router's own 404, which would come before the Host guard.
+CATCH_ALL = "/{tail:(?s:.*)}"
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """Everything the handler reads, derived once from a Config (and swapped whole on reload)."""
+
+    config: Config
+    table: routing.RouteTable
+    routes_body: bytes
+    unmatched_policies: tuple[CorsPolicy, ...]
+
+    @classmethod
+    def of(cls, config: Config) -> State:
+        rows = config_module.route_rows(config)
+        policies = tuple(d.cors for d in config.defaults) or (CorsPolicy(scope="no config file"),)
+        return cls(config, routing.RouteTable(config.routes), json.dumps({"routes": rows}, indent=2).encode(), policies)
+
+    def policy_for_unmatched(self, origin: str | None) -> CorsPolicy:
+        """The first file (name order) whose defaults allow the origin, else the first file's."""
+        if origin is not None:
+            for policy in self.unmatched_policies:
+                if cors.origin_allowed(policy, origin):
+                    return policy
+        return self.unmatched_policies[0]
+
+
+class StateHolder:
+    """The one mutable cell: a reload replaces `current` in a single assignment."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, state: State) -> None:
+        self.current = state
+
+
+STATE = web.AppKey("state", StateHolder)
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+
+
+@dataclass(slots=True)
+class Trace:
+    """What the request's log line reports, filled in as the request passes the gates."""
+
+    route: str | None = None
+    source: str | None = None
+    decision: str | None = None
+    reasons: tuple[str, ...] = ()
+    upstream_status: int | None = None
+
+
+def build_app(config: Config) -> web.Application:
+    app = web.Application(handler_args={"max_field_size": 16 * 1024, "max_line_size": 16 * 1024})
+    app[STATE] = StateHolder(State.of(config))
+    app.cleanup_ctx.append(_client_session)
+    app.router.add_route("*", CATCH_ALL, handle)
+    return app
+
+
+async def _client_session(app: web.Application):
+    app[SESSION] = upstream.new_session()
+    yield
+    await app[SESSION].close()
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    started = time.perf_counter()
+    trace = Trace()
+    try:
+        response = await _answer(request, request.app[STATE].current, trace)
+    except RequestRejected as exc:
+        trace.decision, trace.reasons = "rejected", (exc.reason,)
+        response = _text(exc.status, exc.reason)
+    _log_request(request, response.status, trace, started)
+    return response
+
+
+async def _answer(request: web.Request, state: State, trace: Trace) -> web.StreamResponse:
+    if (problem := _framing_problem(request)) is not None:
+        raise RequestRejected(problem, 400)
+    server = state.config.server
+    host = request.headers.get("Host")
+    if not origins.host_allowed(server.allowed_hosts, server.allow_any_host, host):
+        raise RequestRejected(_host_refusal(host, state.config), 403)
+    target = request.raw_path
+    if request.method == "CONNECT" or not target.startswith("/"):
+        raise RequestRejected(
+            f"request target {target[:200]!r} is not served: corsproxy forwards only to the upstreams "
+            "of its config, never to an address named in the request", 400)
+    path, _, query = target.partition("?")
+    if path == BUILTIN_PREFIX or path.startswith(BUILTIN_PREFIX + "/"):
+        trace.decision = "builtin"
+        return _builtin(request, state, path)
+    match = routing.resolve(state.table, path)
+    facts = _facts(request, host)
+    policy = match.route.cors if match else state.policy_for_unmatched(facts.origin)
+    if match:
+        trace.route, trace.source = match.route.prefix, str(match.route.source)
+    if facts.is_preflight:
+        return _preflight_response(cors.preflight(policy, facts), trace)
+    decision = cors.actual(policy, facts)
+    trace.decision, trace.reasons = decision.kind, decision.reasons
+    if match is None:
+        return _json(404, {"error": "no route", "path": path,
+                           "routes": [r.prefix for r in state.config.routes]}, decision.headers)
+    if not decision.allowed:
+        return _text(403, "\n".join(decision.reasons), decision.headers)
+    try:
+        if websocket.is_upgrade(request):
+            outcome = await websocket.relay(request, request.app[SESSION], match, query)
+        else:
+            outcome = await upstream.forward(request, request.app[SESSION], match, query,
+                                             decision.headers, facts.proxy_origin or "")
+    except UpstreamError as exc:
+        trace.reasons = (exc.detail,)
+        return _json(exc.status, {"error": exc.error, "route": match.route.prefix,
+                                  "upstream": match.route.upstream.url, "detail": exc.detail},
+                     decision.headers)
+    trace.upstream_status = outcome.upstream_status
+    if not outcome.complete:
+        trace.reasons = ("the upstream closed the connection before the body was complete",)
+    return outcome.response
+
+
+def _framing_problem(request: web.Request) -> str | None:
+    """What makes a request ambiguous after llhttp accepted it (it refuses CL+TE, duplicate
+    Host and Content-Length, obs-fold, bare CR itself); None when it is clear."""
+    if request.version not in HTTP_VERSIONS:
+        return (f"HTTP/{request.version.major}.{request.version.minor} is not served; "
+                "corsproxy speaks HTTP/1.0 and HTTP/1.1")
+    # Two Origins would let the CORS decision read one while the upstream reads the other.
+    if len(request.headers.getall("Origin", ())) > 1:
+        return "the request has more than one Origin header"
+    return None
+
+
+def _facts(request: web.Request, host: str | None) -> RequestFacts:
+    headers = request.headers
+    asked = headers.get("Access-Control-Request-Headers")
+    return RequestFacts(
+        method=request.method,
+        origin=headers.get("Origin"),
+        request_method=headers.get("Access-Control-Request-Method"),
+        request_headers=tuple(h.strip().lower() for h in asked.split(",") if h.strip()) if asked else (),
+        request_private_network=headers.get("Access-Control-Request-Private-Network", "").lower() == "true",
+        proxy_origin=origins.own_origin(request.scheme, host) if host else None,
+    )
+
+
+def _preflight_response(decision: Decision, trace: Trace) -> web.Response:
+    trace.decision, trace.reasons = decision.kind, decision.reasons
+    if decision.allowed:
+        return web.Response(status=decision.status or 204, headers=decision.headers)
+    return _text(decision.status or 403, "\n".join(decision.reasons), decision.headers)
+
+
+def _builtin(request: web.Request, state: State, path: str) -> web.Response:
+    if request.method not in ("GET", "HEAD"):
+        return _text(405, f"{path} answers GET only", (("Allow", "GET, HEAD"),))
+    if path == f"{BUILTIN_PREFIX}/health":
+        return _json(200, {"status": "ok"})
+    if path == f"{BUILTIN_PREFIX}/routes":
+        return web.Response(status=200, body=state.routes_body, content_type=JSON)
+    return _json(404, {"error": "no such built-in endpoint", "path": path,
+                       "endpoints": [f"{BUILTIN_PREFIX}/health", f"{BUILTIN_PREFIX}/routes"]})
+
+
+def _host_refusal(host: str | None, config: Config) -> str:
+    where = f" ({config.server.source})" if config.server.source else ""
+    if host is None:
+        return "the request has no Host header; corsproxy refuses it (DNS-rebinding guard)"
+    return (f"Host {host[:200]!r} is not in server.allowed_hosts{where}; add it there if you reach the "
+            "proxy under that name (this guard stops DNS-rebinding pages from driving the proxy)")
+
+
+def _text(status: int, body: str, headers=()) -> web.Response:
+    return web.Response(status=status, text=body + "\n", headers=headers)
+
+
+def _json(status: int, payload: dict, headers=()) -> web.Response:
+    return web.Response(status=status, body=json.dumps(payload).encode(), content_type=JSON, headers=headers)
+
+
+def _log_request(request: web.Request, status: int, trace: Trace, started: float) -> None:
+    refused = bool(trace.reasons) and status >= 400
+    if not refused and not logs.info_enabled():
+        return  # the line would be filtered out: don't build it (this runs on every request)
+    log = get_logger()
+    fields = dict(
+        method=request.method, path=request.path_qs[:300], route=trace.route, source=trace.source,
+        origin=request.headers.get("Origin"), status=status, upstream_status=trace.upstream_status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2), cors=trace.decision,
+    )
+    if refused:
+        log.warning("refused" if status in (400, 403) else "request", why=" ".join(trace.reasons), **fields)
+    else:
+        log.info("request", **fields)

@@ -1,0 +1,380 @@
+"""The CORS decision as values: preflight() and actual() against the contract, one row per rule."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from corsproxy.model import CorsPolicy, Decision, RequestFacts
+from corsproxy.policy.cors import actual, origin_allowed, preflight, vary_tokens
+
+APP = "https://app.example.com"
+LOCAL = "http://localhost:3000"
+PREVIEW_REGEX = r"^https://[a-z0-9-]+\.preview\.example\.com$"
+PREFLIGHT_VARY = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
+
+KEY_SOURCES = (
+    ("allow_origins", "config/orders.yaml:7"),
+    ("allow_origin_regex", "config/orders.yaml:8"),
+    ("allow_methods", "config/orders.yaml:9"),
+    ("allow_headers", "config/orders.yaml:10"),
+    ("allow_credentials", "config/orders.yaml:11"),
+    ("allow_private_network", "config/orders.yaml:12"),
+)
+
+
+def make_policy(**overrides: Any) -> CorsPolicy:
+    """The policy config.py would compile for route /api of config/orders.yaml."""
+    values: dict[str, Any] = {
+        "allow_origins": frozenset({LOCAL, APP}),
+        "allow_headers": frozenset({"content-type", "authorization"}),
+        "scope": "route /api",
+        "key_sources": KEY_SOURCES,
+    }
+    values.update(overrides)
+    if isinstance(values.get("allow_origin_regex"), str):
+        values["allow_origin_regex"] = re.compile(values["allow_origin_regex"])
+    return CorsPolicy(**values)
+
+
+def preflight_facts(origin: str = LOCAL, method: str = "PUT", headers: tuple[str, ...] = (),
+                    private_network: bool = False) -> RequestFacts:
+    return RequestFacts(method="OPTIONS", origin=origin, request_method=method,
+                        request_headers=headers, request_private_network=private_network,
+                        proxy_origin="http://localhost:8080")
+
+
+def actual_facts(origin: str | None = LOCAL, method: str = "GET") -> RequestFacts:
+    return RequestFacts(method=method, origin=origin, proxy_origin="http://localhost:8080")
+
+
+def header_map(decision: Decision) -> dict[str, str]:
+    names = [name.lower() for name, _ in decision.headers]
+    assert len(names) == len(set(names)), f"duplicate headers in {decision.headers}"
+    return {name.lower(): value for name, value in decision.headers}
+
+
+def as_set(value: str) -> set[str]:
+    """A list-valued header as a normalised set."""
+    return {item.strip().lower() for item in value.split(",") if item.strip()}
+
+
+def allow_headers_sent(decision: Decision) -> list[str]:
+    return [name for name, _ in decision.headers
+            if name.lower().startswith("access-control-allow-")]
+
+
+def row(id_: str, *values: object) -> object:
+    return pytest.param(*values, id=id_)
+
+
+# --- origin matching ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("policy_kw", "origin", "expected"),
+    [
+        row("listed-exact", {}, LOCAL, True),
+        row("listed-https", {}, APP, True),
+        row("upper-case-not-normalised", {}, "HTTP://LOCALHOST:3000", False),
+        row("suffix-attack", {}, "https://app.example.com.evil.com", False),
+        row("prefix-attack", {}, "https://evilapp.example.com", False),
+        row("null", {}, "null", False),
+        row("scheme-mismatch", {}, "http://app.example.com", False),
+        row("port-mismatch", {}, "https://app.example.com:8443", False),
+        row("trailing-slash", {}, "https://app.example.com/", False),
+        row("empty", {}, "", False),
+        row("regex-full-match", {"allow_origin_regex": PREVIEW_REGEX},
+            "https://pr-12.preview.example.com", True),
+        row("regex-partial-match-refused", {"allow_origin_regex": PREVIEW_REGEX},
+            "https://x.preview.example.com.evil.com", False),
+        row("regex-without-anchors-still-full",
+            {"allow_origin_regex": r"https://[a-z]+\.example\.com"},
+            "https://a.example.com.evil.com", False),
+        row("any-origin", {"allow_any_origin": True, "allow_origins": frozenset()},
+            "https://anything.test", True),
+    ],
+)
+def test_origin_allowed(policy_kw: dict[str, Any], origin: str, expected: bool) -> None:
+    """Origins match exactly, or fully against allow_origin_regex, or anything under ["*"]."""
+    assert origin_allowed(make_policy(**policy_kw), origin) is expected
+
+
+# --- preflight ----------------------------------------------------------------------------------
+
+ALLOWED_PREFLIGHTS = [
+    row("exact-origin-echoed",
+        {}, {"method": "PUT"},
+        {"access-control-allow-origin": LOCAL,
+         "access-control-allow-methods": "GET, HEAD, POST, PUT, PATCH, DELETE",
+         "access-control-max-age": "600", "vary": PREFLIGHT_VARY}),
+    row("wildcard-origin-without-credentials",
+        {"allow_any_origin": True, "allow_origins": frozenset()}, {"origin": "https://any.test"},
+        {"access-control-allow-origin": "*"}),
+    row("credentials-echo-origin-and-acac",
+        {"allow_credentials": True}, {"origin": APP},
+        {"access-control-allow-origin": APP, "access-control-allow-credentials": "true"}),
+    row("no-acac-without-credentials",
+        {}, {}, {"access-control-allow-credentials": None}),
+    row("regex-origin-echoed",
+        {"allow_origin_regex": PREVIEW_REGEX}, {"origin": "https://pr-1.preview.example.com"},
+        {"access-control-allow-origin": "https://pr-1.preview.example.com"}),
+    row("no-acah-when-no-headers-asked",
+        {}, {"headers": ()}, {"access-control-allow-headers": None}),
+    row("listed-headers-echoed-as-asked",
+        {}, {"headers": ("content-type", "authorization")},
+        {"access-control-allow-headers": "content-type, authorization"}),
+    row("star-headers-echo-what-was-asked",
+        {"allow_any_header": True, "allow_headers": frozenset()},
+        {"headers": ("x-api-key", "x-trace")},
+        {"access-control-allow-headers": "x-api-key, x-trace"}),
+    row("star-headers-cover-authorization-without-credentials",
+        {"allow_any_header": True, "allow_headers": frozenset()}, {"headers": ("authorization",)},
+        {"access-control-allow-headers": "authorization"}),
+    row("explicit-authorization-with-star-and-credentials",
+        {"allow_any_header": True, "allow_headers": frozenset({"authorization"}),
+         "allow_credentials": True},
+        {"headers": ("authorization", "x-api-key")},
+        {"access-control-allow-headers": "authorization, x-api-key"}),
+    row("method-normalised-by-browsers-compared-upper",
+        {}, {"method": "delete"}, {"access-control-allow-origin": LOCAL}),
+    row("safelisted-method-needs-no-listing",
+        {"allow_methods": frozenset({"PUT"})}, {"method": "POST"},
+        {"access-control-allow-methods": "PUT"}),
+    row("any-method-echoes-requested",
+        {"allow_any_method": True}, {"method": "PROPFIND"},
+        {"access-control-allow-methods": "PROPFIND"}),
+    row("methods-in-canonical-order",
+        {"allow_methods": frozenset({"PROPFIND", "OPTIONS", "DELETE", "GET", "MKCOL", "PATCH"})},
+        {"method": "GET"},
+        {"access-control-allow-methods": "GET, PATCH, DELETE, OPTIONS, MKCOL, PROPFIND"}),
+    row("max-age-as-integer",
+        {"max_age": 86400}, {}, {"access-control-max-age": "86400"}),
+    row("private-network-asked-and-on",
+        {"allow_private_network": True}, {"private_network": True},
+        {"access-control-allow-private-network": "true"}),
+    row("private-network-on-but-not-asked",
+        {"allow_private_network": True}, {},
+        {"access-control-allow-private-network": None}),
+    row("vary-on-wildcard-preflight-too",
+        {"allow_any_origin": True, "allow_origins": frozenset()}, {},
+        {"vary": PREFLIGHT_VARY}),
+]
+
+
+@pytest.mark.parametrize(("policy_kw", "facts_kw", "expected"), ALLOWED_PREFLIGHTS)
+def test_preflight_allowed(policy_kw: dict[str, Any], facts_kw: dict[str, Any],
+                           expected: dict[str, str | None]) -> None:
+    """An allowed preflight is 204 with the contract's headers (None: header absent)."""
+    decision = preflight(make_policy(**policy_kw), preflight_facts(**facts_kw))
+    assert (decision.allowed, decision.kind, decision.status, decision.reasons) == (
+        True, "preflight", 204, ())
+    headers = header_map(decision)
+    for name, value in expected.items():
+        assert headers.get(name) == value, name
+
+
+REFUSED_PREFLIGHTS = [
+    # A browser asks for content-type only when its value is not safelisted (application/json).
+    row("content-type-asked-needs-listing", 1,
+        {"allow_headers": frozenset()}, {"headers": ("content-type",)},
+        ["header 'content-type' is not in allow_headers"]),
+    row("foreign-origin", 1,
+        {}, {"origin": "http://localhost:5173"},
+        ["origin 'http://localhost:5173' is not in allow_origins of route /api "
+         "(config/orders.yaml:7); add it to allow_origins to allow it"]),
+    row("attack-origin-suffix", 1, {}, {"origin": "https://app.example.com.evil.com"},
+        ["origin 'https://app.example.com.evil.com' is not in allow_origins"]),
+    row("attack-origin-null", 1, {}, {"origin": "null"},
+        ["origin 'null' (a sandboxed iframe or a file:// page) is not allowed by route /api "
+         "(config/orders.yaml:7)"]),
+    row("regex-partial-match", 1,
+        {"allow_origin_regex": PREVIEW_REGEX}, {"origin": "https://x.preview.example.com.evil.com"},
+        ["does not fully match allow_origin_regex",
+         "(config/orders.yaml:7, config/orders.yaml:8)"]),
+    row("origin-refusal-alone-is-enough", 1,
+        {"allow_methods": frozenset({"GET"})},
+        {"origin": "https://evil.test", "method": "PATCH", "headers": ("x-api-key",)},
+        ["origin 'https://evil.test' is not in allow_origins"]),
+    row("method-not-listed", 1,
+        {"allow_methods": frozenset({"GET", "PUT"})}, {"method": "PATCH"},
+        ["method 'PATCH' is not in allow_methods of route /api (config/orders.yaml:9); "
+         "add it to allow_methods"]),
+    row("header-not-listed", 1,
+        {}, {"headers": ("content-type", "x-api-key")},
+        ["header 'x-api-key' is not in allow_headers of route /api (config/orders.yaml:10); "
+         "add it to allow_headers"]),
+    row("authorization-not-listed", 1,
+        {"allow_headers": frozenset()}, {"headers": ("authorization",)},
+        ["header 'authorization' is not in allow_headers"]),
+    row("star-headers-do-not-cover-authorization-with-credentials", 1,
+        {"allow_any_header": True, "allow_headers": frozenset(), "allow_credentials": True},
+        {"headers": ("x-api-key", "authorization")},
+        ["header 'authorization' is not covered by allow_headers: ['*'] of route /api "
+         "(config/orders.yaml:10): '*' does not cover Authorization when credentials are on "
+         "(Fetch Standard", "list Authorization explicitly in allow_headers"]),
+    row("private-network-asked-but-off", 1,
+        {}, {"private_network": True},
+        ["Access-Control-Request-Private-Network: true", "allow_private_network is off for "
+         "route /api (config/orders.yaml:12); set allow_private_network: true"]),
+    row("every-problem-listed", 4,
+        {"allow_methods": frozenset({"GET"})},
+        {"method": "DELETE", "headers": ("x-a", "x-b"), "private_network": True},
+        ["method 'DELETE'", "header 'x-a'", "header 'x-b'", "allow_private_network is off"]),
+]
+
+
+@pytest.mark.parametrize(("count", "policy_kw", "facts_kw", "fragments"), REFUSED_PREFLIGHTS)
+def test_preflight_refused(count: int, policy_kw: dict[str, Any], facts_kw: dict[str, Any],
+                           fragments: list[str]) -> None:
+    """A refused preflight is 403, one reason per problem, each saying what, where and the fix."""
+    decision = preflight(make_policy(**policy_kw), preflight_facts(**facts_kw))
+    assert (decision.allowed, decision.kind, decision.status) == (False, "refused", 403)
+    text = "\n".join(decision.reasons)
+    for fragment in fragments:
+        assert fragment in text
+    assert len(decision.reasons) == count
+
+
+@pytest.mark.parametrize(("count", "policy_kw", "facts_kw", "fragments"), REFUSED_PREFLIGHTS)
+def test_refused_preflight_carries_no_allow_header(count: int, policy_kw: dict[str, Any],
+                                                   facts_kw: dict[str, Any],
+                                                   fragments: list[str]) -> None:
+    """A refusal sends no Access-Control-Allow-* header at all, only the preflight Vary."""
+    decision = preflight(make_policy(**policy_kw), preflight_facts(**facts_kw))
+    assert allow_headers_sent(decision) == []
+    assert decision.headers == (("Vary", PREFLIGHT_VARY),)
+
+
+@pytest.mark.parametrize(("count", "policy_kw", "facts_kw", "fragments"), REFUSED_PREFLIGHTS)
+def test_refusal_reasons_name_key_and_file_line(count: int, policy_kw: dict[str, Any],
+                                                facts_kw: dict[str, Any],
+                                                fragments: list[str]) -> None:
+    """Every reason names a cors key, the scope and the file:line to change."""
+    decision = preflight(make_policy(**policy_kw), preflight_facts(**facts_kw))
+    for reason in decision.reasons:
+        assert "route /api" in reason
+        assert re.search(r"\(config/orders\.yaml:\d+", reason)
+        assert re.search(r"allow_(origins|methods|headers|private_network)", reason)
+
+
+def test_lower_case_method_is_refused_with_the_page_fix() -> None:
+    """fetch() sends 'patch' as written and methods compare byte for byte: refuse, say to write PATCH."""
+    decision = preflight(make_policy(), preflight_facts(method="patch"))
+    assert (decision.allowed, decision.status) == (False, 403)
+    assert decision.reasons == (
+        "method 'patch' is not upper-case: browsers upper-case only DELETE, GET, HEAD, OPTIONS, "
+        "POST and PUT, and methods are case-sensitive; write 'PATCH' in the page's fetch() call",)
+
+
+def test_preflight_requested_headers_compared_as_set() -> None:
+    """Access-Control-Allow-Headers covers exactly the names asked, whatever their order."""
+    facts = preflight_facts(headers=("authorization", "content-type"))
+    decision = preflight(make_policy(), facts)
+    assert as_set(header_map(decision)["access-control-allow-headers"]) == {
+        "authorization", "content-type"}
+
+
+# --- actual requests ----------------------------------------------------------------------------
+
+ACTUAL_ROWS = [
+    row("allowed-origin-echoed",
+        {}, {"origin": LOCAL}, (True, "cors", None),
+        {"access-control-allow-origin": LOCAL, "vary": "Origin",
+         "access-control-allow-credentials": None, "access-control-expose-headers": None}),
+    row("wildcard-without-credentials-no-vary",
+        {"allow_any_origin": True, "allow_origins": frozenset()}, {"origin": "https://x.test"},
+        (True, "cors", None), {"access-control-allow-origin": "*", "vary": None}),
+    row("credentials-exact-echo-and-acac",
+        {"allow_credentials": True}, {"origin": APP}, (True, "cors", None),
+        {"access-control-allow-origin": APP, "access-control-allow-credentials": "true",
+         "vary": "Origin"}),
+    row("expose-headers",
+        {"expose_headers": ("X-Total-Count", "ETag")}, {}, (True, "cors", None),
+        {"access-control-expose-headers": "X-Total-Count, ETag"}),
+    row("regex-origin",
+        {"allow_origin_regex": PREVIEW_REGEX}, {"origin": "https://pr-9.preview.example.com"},
+        (True, "cors", None), {"access-control-allow-origin": "https://pr-9.preview.example.com"}),
+    row("no-origin-only-vary",
+        {}, {"origin": None}, (True, "no-origin", None), {"vary": "Origin"}),
+    row("no-origin-wildcard-no-headers",
+        {"allow_any_origin": True, "allow_origins": frozenset()}, {"origin": None},
+        (True, "no-origin", None), {}),
+    row("same-origin-only-vary",
+        {}, {"origin": "http://localhost:8080"}, (True, "same-origin", None), {"vary": "Origin"}),
+    row("foreign-origin-refused",
+        {}, {"origin": "http://localhost:5173"}, (False, "refused", 403), {"vary": "Origin"}),
+    row("attack-origin-prefix-refused",
+        {}, {"origin": "https://evilapp.example.com"}, (False, "refused", 403), {"vary": "Origin"}),
+    row("scheme-mismatch-refused",
+        {}, {"origin": "http://app.example.com"}, (False, "refused", 403), {"vary": "Origin"}),
+    row("port-mismatch-refused",
+        {}, {"origin": "https://app.example.com:8443"}, (False, "refused", 403),
+        {"vary": "Origin"}),
+]
+
+
+@pytest.mark.parametrize(("policy_kw", "facts_kw", "outcome", "expected"), ACTUAL_ROWS)
+def test_actual(policy_kw: dict[str, Any], facts_kw: dict[str, Any],
+                outcome: tuple[bool, str, int | None], expected: dict[str, str | None]) -> None:
+    """Actual requests: CORS headers for allowed origins, none otherwise, 403 for foreign ones."""
+    decision = actual(make_policy(**policy_kw), actual_facts(**facts_kw))
+    assert (decision.allowed, decision.kind, decision.status) == outcome
+    headers = header_map(decision)
+    if expected == {}:
+        assert headers == {}
+    for name, value in expected.items():
+        assert headers.get(name) == value, name
+    if decision.kind != "cors":
+        assert allow_headers_sent(decision) == []
+
+
+def test_actual_refusal_reason() -> None:
+    """A refused actual request says which origin, which key and where."""
+    decision = actual(make_policy(), actual_facts(origin="http://localhost:5173"))
+    assert decision.reasons == (
+        "origin 'http://localhost:5173' is not in allow_origins of route /api "
+        "(config/orders.yaml:7); add it to allow_origins to allow it",
+    )
+
+
+def test_same_origin_needs_a_proxy_origin() -> None:
+    """Without a proxy origin nothing is same-origin, so the policy judges."""
+    facts = RequestFacts(method="GET", origin="http://localhost:8080", proxy_origin=None)
+    assert actual(make_policy(), facts).kind == "refused"
+
+
+def test_allowed_origin_does_not_leak_between_credentialed_requests() -> None:
+    """Each decision carries its own request's origin (Starlette once shared a header dict)."""
+    policy = make_policy(allow_credentials=True)
+    first = actual(policy, actual_facts(origin=LOCAL))
+    second = actual(policy, actual_facts(origin=APP))
+    foreign = actual(policy, actual_facts(origin="https://evil.test"))
+    assert header_map(first)["access-control-allow-origin"] == LOCAL
+    assert header_map(second)["access-control-allow-origin"] == APP
+    assert allow_headers_sent(foreign) == []
+    first_preflight = preflight(policy, preflight_facts(origin=LOCAL, headers=("x-a",)))
+    second_preflight = preflight(policy, preflight_facts(origin=APP, headers=("content-type",)))
+    assert first_preflight.status == 403
+    assert header_map(second_preflight)["access-control-allow-origin"] == APP
+    assert header_map(second_preflight)["access-control-allow-headers"] == "content-type"
+
+
+@pytest.mark.parametrize(
+    ("policy_kw", "is_preflight", "expected"),
+    [
+        row("preflight-always-three", {}, True,
+            ("Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers")),
+        row("preflight-wildcard-three", {"allow_any_origin": True}, True,
+            ("Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers")),
+        row("actual-listed-origins", {}, False, ("Origin",)),
+        row("actual-regex", {"allow_origins": frozenset(), "allow_origin_regex": PREVIEW_REGEX},
+            False, ("Origin",)),
+        row("actual-wildcard-none", {"allow_any_origin": True}, False, ()),
+    ],
+)
+def test_vary_tokens(policy_kw: dict[str, Any], is_preflight: bool,
+                     expected: tuple[str, ...]) -> None:
+    """Vary names what the answer depends on; nothing for `*` on actual requests."""
+    assert vary_tokens(make_policy(**policy_kw), preflight=is_preflight) == expected

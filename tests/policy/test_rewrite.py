@@ -1,0 +1,322 @@
+"""Header rewriting: request headers on the way up, response headers on the way back."""
+
+from __future__ import annotations
+
+import pytest
+
+from corsproxy.policy.rewrite import (
+    HOP_BY_HOP,
+    client_response_headers,
+    rewrite_location,
+    strip_cookie_domain,
+    upstream_request_headers,
+)
+from tests.routes_factory import make_route
+
+API = make_route("/api", "https://api.example.com/v1")
+PROXY = "http://localhost:8080"
+CORS = (("Access-Control-Allow-Origin", "http://localhost:3000"), ("Vary", "Origin"))
+
+
+def row(id_: str, *values: object) -> object:
+    return pytest.param(*values, id=id_)
+
+
+def up(headers, route=API, *, client_ip="127.0.0.1", proxy_host="localhost:8080", scheme="http"):
+    return upstream_request_headers(
+        headers, route, client_ip=client_ip, proxy_host=proxy_host, scheme=scheme,
+    )
+
+
+def down(headers, route=API, *, cors_headers=CORS, proxy_origin=PROXY):
+    return client_response_headers(headers, route, cors_headers=cors_headers, proxy_origin=proxy_origin)
+
+
+def values(headers, name: str) -> list[str]:
+    return [value for key, value in headers if key.lower() == name.lower()]
+
+
+# --- on the way up ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(HOP_BY_HOP))
+def test_request_hop_by_hop_dropped(name: str) -> None:
+    """Every hop-by-hop header is dropped from the upstream request, whatever its case."""
+    out = up([(name.title(), "x"), ("Accept", "*/*")])
+    assert values(out, name) == []
+    assert values(out, "Accept") == ["*/*"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "dropped", "kept"),
+    [
+        row("connection-listed", [("Connection", "X-Secret"), ("X-Secret", "1"), ("X-Kept", "2")],
+            ["X-Secret", "Connection"], ["X-Kept"]),
+        row("connection-list-case-and-spaces", [("connection", " keep-alive ,  X-A,x-b"), ("X-A", "1"),
+            ("X-B", "2"), ("X-C", "3")], ["X-A", "X-B"], ["X-C"]),
+        row("several-connection-headers", [("Connection", "X-A"), ("Connection", "X-B"), ("X-A", "1"),
+            ("X-B", "2")], ["X-A", "X-B"], []),
+        row("passed-as-sent", [("Origin", "http://localhost:3000"), ("Cookie", "a=1"),
+            ("Authorization", "Bearer t"), ("Accept-Encoding", "gzip, br"), ("Content-Length", "12")],
+            [], ["Origin", "Cookie", "Authorization", "Accept-Encoding", "Content-Length"]),
+        row("transfer-encoding-dropped-content-length-kept", [("Transfer-Encoding", "chunked"),
+            ("Content-Length", "5")], ["Transfer-Encoding"], ["Content-Length"]),
+    ],
+)
+def test_request_connection_rules(headers, dropped: list[str], kept: list[str]) -> None:
+    """Names listed in Connection are dropped too; end-to-end headers pass untouched."""
+    out = up(headers)
+    for name in dropped:
+        assert values(out, name) == [], name
+    for name in kept:
+        assert values(out, name) == values(headers, name), name
+
+
+@pytest.mark.parametrize(
+    ("headers", "client_ip", "expected"),
+    [
+        row("new-chain", [], "10.0.0.7", "10.0.0.7"),
+        row("chain-appended", [("X-Forwarded-For", "203.0.113.9")], "10.0.0.7", "203.0.113.9, 10.0.0.7"),
+        row("multiple-headers-joined", [("X-Forwarded-For", "1.1.1.1, 2.2.2.2"), ("x-forwarded-for", "3.3.3.3")],
+            "::1", "1.1.1.1, 2.2.2.2, 3.3.3.3, ::1"),
+        row("no-client-ip-keeps-chain", [("X-Forwarded-For", "1.1.1.1")], "", "1.1.1.1"),
+        row("unsafe-chain-entry-skipped", [("X-Forwarded-For", "1.1.1.1\r\nX-Evil: 1")], "10.0.0.7", "10.0.0.7"),
+    ],
+)
+def test_request_x_forwarded_for(headers, client_ip: str, expected: str) -> None:
+    """X-Forwarded-For keeps the client's chain and appends the client address, as one header."""
+    assert values(up(headers, client_ip=client_ip), "X-Forwarded-For") == [expected]
+
+
+def test_request_x_forwarded_proto_and_host_replaced() -> None:
+    """X-Forwarded-Proto and -Host are the proxy's own, replacing what the client sent."""
+    out = up([("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "evil"), ("X-Forwarded-Host", "x")],
+             proxy_host="localhost:8080", scheme="http")
+    assert values(out, "X-Forwarded-Proto") == ["http"]
+    assert values(out, "X-Forwarded-Host") == ["localhost:8080"]
+
+
+@pytest.mark.parametrize(
+    ("upstream", "change_origin", "expected"),
+    [
+        row("change-origin-default-port", "https://api.example.com/v1", True, ["api.example.com"]),
+        row("change-origin-with-port", "http://api.internal:9000", True, ["api.internal:9000"]),
+        row("change-origin-ipv6", "http://[::1]:9000", True, ["[::1]:9000"]),
+        row("change-origin-ipv6-default-port", "https://[2001:db8::1]", True, ["[2001:db8::1]"]),
+        row("keep-client-host", "https://api.example.com/v1", False, ["localhost:8080"]),
+    ],
+)
+def test_request_host(upstream: str, change_origin: bool, expected: list[str]) -> None:
+    """Host is the upstream's (brackets for IPv6) with change_origin, else the client's."""
+    route = make_route("/api", upstream, change_origin=change_origin)
+    out = up([("Host", "localhost:8080"), ("Accept", "*/*")], route)
+    assert values(out, "Host") == expected
+
+
+def test_request_host_without_client_host() -> None:
+    """Without change_origin and without a client Host, no Host is invented."""
+    route = make_route("/api", "https://api.example.com", change_origin=False)
+    assert values(up([("Accept", "*/*")], route), "Host") == []
+
+
+@pytest.mark.parametrize(
+    ("options", "headers", "expected"),
+    [
+        row("remove", {"remove_headers": frozenset({"cookie"})}, [("Cookie", "a=1")], {"Cookie": []}),
+        row("set-replaces-any-case", {"set_headers": (("Authorization", "Bearer server"),)},
+            [("authorization", "Bearer client"), ("AUTHORIZATION", "x")], {"Authorization": ["Bearer server"]}),
+        row("set-adds", {"set_headers": (("X-Api-Key", "k"),)}, [], {"X-Api-Key": ["k"]}),
+        row("remove-then-set", {"remove_headers": frozenset({"x-api-key"}), "set_headers": (("X-Api-Key", "k"),)},
+            [("X-Api-Key", "client")], {"X-Api-Key": ["k"]}),
+        row("remove-forwarded-header", {"remove_headers": frozenset({"x-forwarded-for"})},
+            [("X-Forwarded-For", "1.1.1.1")], {"X-Forwarded-For": []}),
+        row("set-overrides-forwarded-header", {"set_headers": (("X-Forwarded-Proto", "https"),)},
+            [], {"X-Forwarded-Proto": ["https"]}),
+        row("set-overrides-host", {"set_headers": (("Host", "vhost.internal"),)},
+            [("Host", "localhost:8080")], {"Host": ["vhost.internal"]}),
+        row("set-value-with-newline-dropped", {"set_headers": (("X-Token", "a\r\nX-Evil: 1"),)},
+            [], {"X-Token": []}),
+    ],
+)
+def test_request_route_headers(options: dict, headers, expected: dict) -> None:
+    """Route request_headers apply last: remove first, then set (replacing same-name headers)."""
+    out = up(headers, make_route("/api", "https://api.example.com", **options))
+    for name, want in expected.items():
+        assert values(out, name) == want, name
+
+
+@pytest.mark.parametrize("bad", ["a\rb", "a\nb", "a\x00b", "a\r\nX-Evil: 1"])
+def test_request_unsafe_value_dropped(bad: str) -> None:
+    """A value containing CR, LF or NUL is dropped, never forwarded."""
+    out = up([("X-Note", bad), ("X-Fine", "ok")], proxy_host="localhost:8080")
+    assert values(out, "X-Note") == []
+    assert values(out, "X-Fine") == ["ok"]
+
+
+def test_request_input_not_mutated_and_order_kept() -> None:
+    """The input is left alone; kept headers keep their order and duplicates."""
+    headers = [("Accept", "a"), ("X-Dup", "1"), ("X-Dup", "2"), ("Host", "localhost:8080")]
+    snapshot = list(headers)
+    out = up(headers)
+    assert headers == snapshot
+    assert [pair for pair in out if pair[0] in ("Accept", "X-Dup")] == headers[:3]
+
+
+# --- on the way back --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "dropped"),
+    [
+        row("hop-by-hop", [("Connection", "close"), ("Keep-Alive", "timeout=5"), ("Transfer-Encoding", "chunked"),
+            ("Upgrade", "h2c"), ("Trailer", "X-Sum"), ("Proxy-Authenticate", "Basic")],
+            ["Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Trailer", "Proxy-Authenticate"]),
+        row("connection-listed", [("Connection", "X-Internal"), ("X-Internal", "1")], ["X-Internal"]),
+        row("upstream-aca-headers", [("Access-Control-Allow-Origin", "*"), ("access-control-allow-credentials", "true"),
+            ("ACCESS-CONTROL-EXPOSE-HEADERS", "X-Secret"), ("Access-Control-Max-Age", "99999")],
+            ["Access-Control-Allow-Credentials", "Access-Control-Expose-Headers", "Access-Control-Max-Age"]),
+    ],
+)
+def test_response_headers_dropped(headers, dropped: list[str]) -> None:
+    """Hop-by-hop, Connection-listed and every upstream Access-Control-* header are dropped."""
+    out = down(headers + [("Content-Type", "application/json")])
+    for name in dropped:
+        assert values(out, name) == [], name
+    assert values(out, "Access-Control-Allow-Origin") == ["http://localhost:3000"]
+
+
+def test_response_aca_dropped_without_cors() -> None:
+    """Upstream Access-Control-* headers go also when the proxy adds none (no Origin)."""
+    out = down([("Access-Control-Allow-Origin", "*"), ("Content-Type", "text/plain")], cors_headers=())
+    assert out == [("Content-Type", "text/plain")]
+
+
+def test_response_entity_headers_untouched() -> None:
+    """Content-Length, Content-Type and Content-Encoding pass as sent; no Content-Type is added."""
+    headers = [("Content-Encoding", "br"), ("Content-Length", "42"), ("Content-Type", "text/html; charset=utf-8")]
+    assert down(headers, cors_headers=())[:3] == headers
+    assert values(down([("Content-Length", "0")]), "Content-Type") == []
+
+
+def test_response_cors_headers_appended() -> None:
+    """The proxy's CORS headers come after the upstream's, in the order given."""
+    cors = (("Access-Control-Allow-Origin", "http://localhost:3000"), ("Access-Control-Allow-Credentials", "true"),
+            ("Access-Control-Expose-Headers", "X-Total"))
+    out = down([("Content-Type", "text/plain")], cors_headers=cors)
+    assert out == [("Content-Type", "text/plain"), *cors]
+
+
+@pytest.mark.parametrize(
+    ("upstream", "cors", "expected"),
+    [
+        row("no-vary-anywhere", [], (), []),
+        row("cors-vary-only", [], (("Vary", "Origin"),), [("Vary", "Origin")]),
+        row("upstream-vary-only", [("Vary", "Accept-Encoding")], (), [("Vary", "Accept-Encoding")]),
+        row("merged-upstream-first", [("Vary", "Accept-Encoding")], (("Vary", "Origin"),),
+            [("Vary", "Accept-Encoding, Origin")]),
+        row("duplicate-case-insensitive", [("Vary", "origin, Accept")], (("Vary", "Origin"),),
+            [("Vary", "origin, Accept")]),
+        row("several-upstream-varies-one-header", [("Vary", "Accept"), ("vary", "Accept-Language, accept")],
+            (("Vary", "Origin"),), [("Vary", "Accept, Accept-Language, Origin")]),
+        row("preflight-tokens", [("Vary", "Accept-Encoding")],
+            (("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"),),
+            [("Vary", "Accept-Encoding, Origin, Access-Control-Request-Method, Access-Control-Request-Headers")]),
+        row("star-wins", [("Vary", "Accept, *")], (("Vary", "Origin"),), [("Vary", "*")]),
+        row("empty-tokens-ignored", [("Vary", " , Accept,,")], (("Vary", "Origin"),), [("Vary", "Accept, Origin")]),
+        row("empty-upstream-vary-dropped", [("Vary", "")], (), []),
+    ],
+)
+def test_response_vary_merge(upstream, cors, expected) -> None:
+    """Upstream and CORS Vary tokens become ONE Vary header: upstream first, deduplicated, `*` wins."""
+    out = down(upstream, cors_headers=cors)
+    assert [pair for pair in out if pair[0].lower() == "vary"] == expected
+
+
+def test_response_vary_placed_at_first_upstream_vary() -> None:
+    """The merged Vary sits where the first upstream Vary was; else it is appended before CORS headers."""
+    out = down([("Content-Type", "a"), ("Vary", "Accept"), ("ETag", "1"), ("Vary", "Cookie")])
+    assert out == [("Content-Type", "a"), ("Vary", "Accept, Cookie, Origin"), ("ETag", "1"),
+                   ("Access-Control-Allow-Origin", "http://localhost:3000")]
+    out = down([("Content-Type", "a")])
+    assert out == [("Content-Type", "a"), ("Vary", "Origin"), ("Access-Control-Allow-Origin", "http://localhost:3000")]
+
+
+def test_response_location_and_cookie_rewritten() -> None:
+    """client_response_headers rewrites Location and strips Set-Cookie Domain, keeping both cookies."""
+    out = down([("Location", "https://api.example.com/v1/orders/7"),
+                ("Set-Cookie", "a=1; Domain=api.example.com; Path=/"), ("Set-Cookie", "b=2")], cors_headers=())
+    assert out == [("Location", "http://localhost:8080/api/orders/7"), ("Set-Cookie", "a=1; Path=/"),
+                   ("Set-Cookie", "b=2")]
+
+
+# --- Location ---------------------------------------------------------------------------
+
+NO_STRIP = make_route("/api", "https://api.example.com/v1", strip_prefix=False)
+ROOT_BASE = make_route("/api", "http://127.0.0.1:9000")
+CATCH_ALL = make_route("/", "https://api.example.com/v1")
+WS = make_route("/ws", "wss://api.example.com/v1")
+IPV6 = make_route("/api", "http://[::1]:9000/v1")
+
+
+@pytest.mark.parametrize(
+    ("route", "value", "expected"),
+    [
+        row("absolute-strip", API, "https://api.example.com/v1/orders/7", "http://localhost:8080/api/orders/7"),
+        row("absolute-base-alone", API, "https://api.example.com/v1", "http://localhost:8080/api"),
+        row("absolute-base-slash", API, "https://api.example.com/v1/", "http://localhost:8080/api/"),
+        row("query-and-fragment-kept", API, "https://api.example.com/v1/x?next=/v1/y&a=%2F#top",
+            "http://localhost:8080/api/x?next=/v1/y&a=%2F#top"),
+        row("explicit-default-port", API, "https://api.example.com:443/v1/x", "http://localhost:8080/api/x"),
+        row("host-case-insensitive", API, "HTTPS://API.Example.COM/v1/x", "http://localhost:8080/api/x"),
+        row("no-strip", NO_STRIP, "https://api.example.com/v1/api/orders", "http://localhost:8080/api/orders"),
+        row("no-strip-base-alone", NO_STRIP, "https://api.example.com/v1", "http://localhost:8080/"),
+        row("empty-base", ROOT_BASE, "http://127.0.0.1:9000/login?x=1", "http://localhost:8080/api/login?x=1"),
+        row("empty-base-no-path", ROOT_BASE, "http://127.0.0.1:9000", "http://localhost:8080/api/"),
+        row("catch-all-prefix", CATCH_ALL, "https://api.example.com/v1/x", "http://localhost:8080/x"),
+        row("ws-upstream-http-location", WS, "https://api.example.com/v1/x", "http://localhost:8080/ws/x"),
+        row("ipv6-upstream", IPV6, "http://[::1]:9000/v1/x", "http://localhost:8080/api/x"),
+        row("scheme-relative", API, "//api.example.com/v1/x", "http://localhost:8080/api/x"),
+        row("path-absolute-stays-relative", API, "/v1/orders?page=2", "/api/orders?page=2"),
+        row("path-absolute-empty-base", ROOT_BASE, "/login#f", "/api/login#f"),
+        row("path-absolute-no-strip", NO_STRIP, "/v1/api/x", "/api/x"),
+        row("prefix-re-encoded", make_route("/café", "https://api.example.com"), "/x", "/caf%C3%A9/x"),
+        row("other-host", API, "https://login.example.com/v1/x", "https://login.example.com/v1/x"),
+        row("other-port", API, "https://api.example.com:8443/v1/x", "https://api.example.com:8443/v1/x"),
+        row("other-scheme", API, "http://api.example.com/v1/x", "http://api.example.com/v1/x"),
+        row("not-under-base", API, "https://api.example.com/v10/x", "https://api.example.com/v10/x"),
+        row("path-absolute-not-under-base", API, "/static/x", "/static/x"),
+        row("relative-reference", API, "orders/7", "orders/7"),
+        row("dot-relative-reference", API, "../x", "../x"),
+        row("query-only", API, "?page=2", "?page=2"),
+        row("userinfo-left-alone", API, "https://u@api.example.com/v1/x", "https://u@api.example.com/v1/x"),
+        row("bad-port-left-alone", API, "https://api.example.com:99999/v1/x", "https://api.example.com:99999/v1/x"),
+        row("other-url-scheme", API, "mailto://api.example.com/v1", "mailto://api.example.com/v1"),
+        row("not-a-url", API, "hello world", "hello world"),
+    ],
+)
+def test_rewrite_location(route, value: str, expected: str) -> None:
+    """A Location on the upstream under its base path points back through the proxy; others are kept."""
+    assert rewrite_location(value, route, PROXY) == expected
+
+
+# --- Set-Cookie -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        row("middle", "sid=abc; Domain=api.example.com; Path=/; HttpOnly", "sid=abc; Path=/; HttpOnly"),
+        row("last", "sid=abc; Path=/; Domain=.example.com", "sid=abc; Path=/"),
+        row("lower-case-no-space", "sid=abc;domain=example.com;Secure", "sid=abc;Secure"),
+        row("spaces-around", "sid=abc; DOMAIN = example.com ; Secure", "sid=abc; Secure"),
+        row("expires-with-comma-kept", "sid=abc; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Domain=x.com; SameSite=Lax",
+            "sid=abc; Expires=Wed, 21 Oct 2037 07:28:00 GMT; SameSite=Lax"),
+        row("no-domain-unchanged", "sid=abc; Path=/; Max-Age=60", "sid=abc; Path=/; Max-Age=60"),
+        row("domain-in-value-kept", "domain=example.com; Path=/", "domain=example.com; Path=/"),
+        row("domain-text-in-path-kept", "a=1; Path=/domain; Secure", "a=1; Path=/domain; Secure"),
+        row("two-domains", "a=1; Domain=a.com; Domain=b.com", "a=1"),
+    ],
+)
+def test_strip_cookie_domain(value: str, expected: str) -> None:
+    """The Domain attribute goes; everything else stays byte for byte."""
+    assert strip_cookie_domain(value) == expected
