@@ -1,9 +1,13 @@
-"""The aiohttp layer: one catch-all handler that puts a request through the gates in order.
+"""The aiohttp layer: one pipeline that puts a request through the gates in order.
 
 Framing (what llhttp lets through but a proxy must not re-send) -> Host guard -> request-target
 checks -> built-ins -> route match (path escape = 400) -> CORS decision (preflights answered
 here, foreign origins refused) -> forward. Nothing reaches the upstream before every gate has
 said yes.
+
+The gates ask a `Targets` where a request may go: on the main port that is the route table
+(`State`); inside an intercept tunnel it is the intercepted host's paths (server/intercept.py).
+Both run `respond`, so there is one copy of every gate, of the CORS engine and of the log line.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 from aiohttp import HttpVersion10, HttpVersion11, web
@@ -31,9 +36,28 @@ HTTP_VERSIONS = frozenset({HttpVersion10, HttpVersion11})
 CATCH_ALL = "/{tail:(?s:.*)}"
 
 
+class Targets(Protocol):
+    """Where the gates may send a request: what differs between the main port and a tunnel."""
+
+    builtins: bool  # whether /__corsproxy/ is answered here
+
+    def host_refusal(self, host: str | None) -> str | None:
+        """Why a request with this Host is refused (403), None when it is let through."""
+
+    def resolve(self, path: str) -> routing.Match | None:
+        """The route for a raw path (PathEscape for an escaping one), None when none matches."""
+
+    def policy_for_unmatched(self, origin: str | None) -> CorsPolicy:
+        """The policy that answers a path no route matches."""
+
+    def no_route(self, path: str) -> dict:
+        """The JSON body of the 404 for a path no route matches."""
+
+
 @dataclass(frozen=True, slots=True)
 class State:
-    """Everything the handler reads, derived once from a Config (and swapped whole on reload)."""
+    """Everything the handler reads, derived once from a Config (and swapped whole on reload).
+    It is the main port's `Targets`: the route table."""
 
     config: Config
     table: routing.RouteTable
@@ -45,6 +69,20 @@ class State:
         rows = config_module.route_rows(config)
         policies = tuple(d.cors for d in config.defaults) or (CorsPolicy(scope="no config file"),)
         return cls(config, routing.RouteTable(config.routes), json.dumps({"routes": rows}, indent=2).encode(), policies)
+
+    builtins = True
+
+    def host_refusal(self, host: str | None) -> str | None:
+        server = self.config.server
+        if origins.host_allowed(server.allowed_hosts, server.allow_any_host, host):
+            return None
+        return _host_refusal(host, self.config)
+
+    def resolve(self, path: str) -> routing.Match | None:
+        return routing.resolve(self.table, path)
+
+    def no_route(self, path: str) -> dict:
+        return {"error": "no route", "path": path, "routes": [r.prefix for r in self.config.routes]}
 
     def policy_for_unmatched(self, origin: str | None) -> CorsPolicy:
         """The first file (name order) whose defaults allow the origin, else the first file's."""
@@ -94,10 +132,19 @@ async def _client_session(app: web.Application):
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
+    """The main port: every request, against the route table of the config in force."""
+    state = request.app[STATE].current
+    return await respond(request, request.app, state, state)
+
+
+async def respond(request: web.BaseRequest, app: web.Application, state: State,
+                  targets: Targets) -> web.StreamResponse:
+    """The one request path: gates, CORS decision, forward, log line. `app` is the main
+    port's application (its session and state), also for a request that came in a tunnel."""
     started = time.perf_counter()
     trace = Trace()
     try:
-        response = await _answer(request, request.app[STATE].current, trace)
+        response = await _answer(request, state, targets, app[SESSION], trace)
     except RequestRejected as exc:
         trace.decision, trace.reasons = "rejected", (exc.reason,)
         response = _text(exc.status, exc.reason)
@@ -105,25 +152,25 @@ async def handle(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _answer(request: web.Request, state: State, trace: Trace) -> web.StreamResponse:
+async def _answer(request: web.BaseRequest, state: State, targets: Targets,
+                  session: aiohttp.ClientSession, trace: Trace) -> web.StreamResponse:
     if (problem := _framing_problem(request)) is not None:
         raise RequestRejected(problem, 400)
-    server = state.config.server
     host = request.headers.get("Host")
-    if not origins.host_allowed(server.allowed_hosts, server.allow_any_host, host):
-        raise RequestRejected(_host_refusal(host, state.config), 403)
+    if (refusal := targets.host_refusal(host)) is not None:
+        raise RequestRejected(refusal, 403)
     target = request.raw_path
     if request.method == "CONNECT" or not target.startswith("/"):
         raise RequestRejected(
             f"request target {target[:200]!r} is not served: corsproxy forwards only to the upstreams "
             "of its config, never to an address named in the request", 400)
     path, _, query = target.partition("?")
-    if path == BUILTIN_PREFIX or path.startswith(BUILTIN_PREFIX + "/"):
+    if targets.builtins and (path == BUILTIN_PREFIX or path.startswith(BUILTIN_PREFIX + "/")):
         trace.decision = "builtin"
         return _builtin(request, state, path)
-    match = routing.resolve(state.table, path)
+    match = targets.resolve(path)
     facts = _facts(request, host)
-    policy = match.route.cors if match else state.policy_for_unmatched(facts.origin)
+    policy = match.route.cors if match else targets.policy_for_unmatched(facts.origin)
     if match:
         trace.route, trace.source = match.route.prefix, str(match.route.source)
     if facts.is_preflight:
@@ -131,15 +178,14 @@ async def _answer(request: web.Request, state: State, trace: Trace) -> web.Strea
     decision = cors.actual(policy, facts)
     trace.decision, trace.reasons = decision.kind, decision.reasons
     if match is None:
-        return _json(404, {"error": "no route", "path": path,
-                           "routes": [r.prefix for r in state.config.routes]}, decision.headers)
+        return _json(404, targets.no_route(path), decision.headers)
     if not decision.allowed:
         return _text(403, "\n".join(decision.reasons), decision.headers)
     try:
         if websocket.is_upgrade(request):
-            outcome = await websocket.relay(request, request.app[SESSION], match, query)
+            outcome = await websocket.relay(request, session, match, query)
         else:
-            outcome = await upstream.forward(request, request.app[SESSION], match, query,
+            outcome = await upstream.forward(request, session, match, query,
                                              decision.headers, facts.proxy_origin or "")
     except UpstreamError as exc:
         trace.reasons = (exc.detail,)
@@ -152,7 +198,7 @@ async def _answer(request: web.Request, state: State, trace: Trace) -> web.Strea
     return outcome.response
 
 
-def _framing_problem(request: web.Request) -> str | None:
+def _framing_problem(request: web.BaseRequest) -> str | None:
     """What makes a request ambiguous after llhttp accepted it (it refuses CL+TE, duplicate
     Host and Content-Length, obs-fold, bare CR itself); None when it is clear."""
     if request.version not in HTTP_VERSIONS:
@@ -164,7 +210,7 @@ def _framing_problem(request: web.Request) -> str | None:
     return None
 
 
-def _facts(request: web.Request, host: str | None) -> RequestFacts:
+def _facts(request: web.BaseRequest, host: str | None) -> RequestFacts:
     headers = request.headers
     asked = headers.get("Access-Control-Request-Headers")
     return RequestFacts(
@@ -184,7 +230,7 @@ def _preflight_response(decision: Decision, trace: Trace) -> web.Response:
     return _text(decision.status or 403, "\n".join(decision.reasons), decision.headers)
 
 
-def _builtin(request: web.Request, state: State, path: str) -> web.Response:
+def _builtin(request: web.BaseRequest, state: State, path: str) -> web.Response:
     if request.method not in ("GET", "HEAD"):
         return _text(405, f"{path} answers GET only", (("Allow", "GET, HEAD"),))
     if path == f"{BUILTIN_PREFIX}/health":
@@ -211,7 +257,7 @@ def _json(status: int, payload: dict, headers=()) -> web.Response:
     return web.Response(status=status, body=json.dumps(payload).encode(), content_type=JSON, headers=headers)
 
 
-def _log_request(request: web.Request, status: int, trace: Trace, started: float) -> None:
+def _log_request(request: web.BaseRequest, status: int, trace: Trace, started: float) -> None:
     refused = bool(trace.reasons) and status >= 400
     if not refused and not logs.info_enabled():
         return  # the line would be filtered out: don't build it (this runs on every request)
