@@ -67,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="origin allowed to read responses; repeat for more "
                             "(default http://localhost:3000 and http://localhost:5173)")
     quick.add_argument("--credentials", action="store_true", help="send Access-Control-Allow-Credentials: true")
+    quick.add_argument("--allow-header", action="append", metavar="NAME",
+                       help="request header a page may send; repeat for more (default: any, "
+                            "the origins stay locked)")
+    quick.add_argument("--allow-method", action="append", metavar="METHOD",
+                       help="method a page may use; repeat for more (default GET, HEAD, POST, PUT, PATCH, DELETE)")
+    quick.add_argument("--expose-header", action="append", metavar="NAME",
+                       help="response header a page's script may read; repeat for more (default none)")
     serve.set_defaults(run=_run_serve)
 
     check = sub.add_parser("check", help="validate the config and print the route table")
@@ -134,8 +141,11 @@ def _load(args: argparse.Namespace, path: Path | None) -> Config:
     if path is None:
         return config.from_flags(
             args.upstream, prefix=args.prefix,
-            origins=tuple(args.allow_origin or ("http://localhost:3000", "http://localhost:5173")),
+            origins=tuple(args.allow_origin or config.QUICK_ORIGINS),
             credentials=args.credentials,
+            headers=tuple(args.allow_header or config.QUICK_HEADERS),
+            methods=tuple(args.allow_method) if args.allow_method else None,
+            expose=tuple(args.expose_header or ()),
         )
     return config.load(path)
 

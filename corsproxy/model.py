@@ -154,9 +154,10 @@ class RequestFacts:
 class Decision:
     """The outcome of a CORS decision.
 
-    ``allowed`` False means: answer 403 with ``reasons`` as the body, never forward.
-    ``headers`` are the response headers to add (CORS headers and Vary); on a refusal they
-    hold no Access-Control-Allow-* header at all.
+    ``allowed`` False means: never forward; answer ``status`` (403, or 204 for a preflight
+    from an allowed origin that asks for too much) with ``reasons`` as the body.
+    ``headers`` are the response headers to add (CORS headers and Vary); a refused origin gets
+    no Access-Control-Allow-* header at all.
     """
 
     allowed: bool
@@ -164,3 +165,4 @@ class Decision:
     headers: tuple[tuple[str, str], ...] = ()
     reasons: tuple[str, ...] = field(default=())
     status: int | None = None                     # preflights: 204 or 403; actual: None or 403
+    change: tuple[str, ...] = ()                  # refusals: file:line of each key to change

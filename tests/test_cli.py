@@ -256,3 +256,56 @@ def test_resolve_listen_leaves_any_host_alone():
     """With allowed_hosts ["*"] the bind host is not added to an allowlist that is off."""
     settings = resolve_listen("0.0.0.0", None, {}, ServerSettings(allowed_hosts=(), allow_any_host=True))
     assert settings.allowed_hosts == () and settings.allow_any_host
+
+
+PREFLIGHT_JSON_POST = {"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST",
+                       "Access-Control-Request-Headers": "authorization,content-type"}
+
+
+async def test_quick_start_lets_a_dev_page_send_any_header_and_says_so(spawn, upstream):
+    """`serve --upstream URL` alone: a JSON POST with Authorization from localhost:5173 passes its
+    preflight and is forwarded; a foreign origin is still refused; the banner says what it allows."""
+    proxy = await spawn("serve", "--upstream", f"http://127.0.0.1:{upstream.port}/v1", "--port", "0",
+                        cwd=Path("/"))
+    async with aiohttp.ClientSession() as session:
+        async with session.options(f"{proxy.url}/api/x", headers=PREFLIGHT_JSON_POST) as r:
+            assert r.status == 204 and "X-Corsproxy-Refused" not in r.headers
+            assert r.headers["Access-Control-Allow-Headers"] == "authorization, content-type"
+        async with session.post(f"{proxy.url}/api/x", json={"qty": 2}, headers={
+                "Origin": "http://localhost:5173", "Authorization": "Bearer t"}) as r:
+            assert r.status == 200 and r.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
+        async with session.options(f"{proxy.url}/api/x", headers={**PREFLIGHT_JSON_POST,
+                                                                   "Origin": "http://localhost:8000"}) as r:
+            assert r.status == 403 and "Access-Control-Allow-Origin" not in r.headers
+    await proxy.stop()
+    banner = (await proxy.stderr.finished()).decode()
+    assert "headers=\"any (allow_headers: ['*'])\"" in banner
+    assert "origins='http://localhost:3000, http://localhost:5173'" in banner
+    assert "methods='GET, HEAD, POST, PUT, PATCH, DELETE'" in banner
+
+
+async def test_quick_start_flags_set_headers_methods_and_expose(spawn, upstream):
+    """--allow-header, --allow-method and --expose-header (repeatable) shape the route; a refusal
+    names the flag to change."""
+    proxy = await spawn("serve", "--upstream", f"http://127.0.0.1:{upstream.port}/v1", "--port", "0",
+                        "--allow-header", "Content-Type", "--allow-header", "X-Api-Key",
+                        "--allow-method", "GET", "--allow-method", "PURGE",
+                        "--expose-header", "X-Total-Count", "--expose-header", "ETag", cwd=Path("/"))
+    async with aiohttp.ClientSession() as session:
+        async with session.options(f"{proxy.url}/api/x", headers=PREFLIGHT_JSON_POST) as r:
+            assert r.status == 204
+            assert r.headers["Access-Control-Allow-Headers"] == "content-type, x-api-key"
+            assert r.headers["X-Corsproxy-Refused"] == (
+                "header 'authorization' is not in allow_headers of route /api (--allow-header); "
+                "add it to allow_headers to allow it")
+            assert r.headers["X-Corsproxy-Change"] == "--allow-header"
+        async with session.options(f"{proxy.url}/api/x", headers={
+                "Origin": "http://localhost:3000", "Access-Control-Request-Method": "PURGE"}) as r:
+            assert r.status == 204 and r.headers["Access-Control-Allow-Methods"] == "GET, PURGE"
+            assert "X-Corsproxy-Refused" not in r.headers
+        async with session.get(f"{proxy.url}/api/x", headers={"Origin": "http://localhost:3000"}) as r:
+            assert r.headers["Access-Control-Expose-Headers"] == "X-Total-Count, ETag"
+    await proxy.stop()
+    banner = (await proxy.stderr.finished()).decode()
+    assert "headers='content-type, x-api-key, the CORS-safelisted ones'" in banner
+    assert "methods='GET, PURGE'" in banner and "expose='X-Total-Count, ETag'" in banner

@@ -29,6 +29,7 @@ from corsproxy.model import (
     ServerSettings,
     Source,
 )
+from corsproxy.policy.cors import ordered_methods
 from corsproxy.policy.origins import matches_any_origin
 
 FLAGS_FILE = "<command line>"
@@ -66,23 +67,47 @@ def _top_level_is_mapping(doc: Doc) -> bool:
     return False
 
 
-def from_flags(upstream: str, prefix: str = "/api",
-               origins: Sequence[str] = ("http://localhost:3000", "http://localhost:5173"),
-               credentials: bool = False, host: str | None = None,
-               port: int | None = None) -> Config:
+# The flag a user changes for each cors key of `serve --upstream` (what a refusal cites).
+FLAG_SOURCES = {
+    "allow_origins": "--allow-origin", "allow_methods": "--allow-method",
+    "allow_headers": "--allow-header", "expose_headers": "--expose-header",
+    "allow_credentials": "--credentials",
+}
+QUICK_ORIGINS = ("http://localhost:3000", "http://localhost:5173")
+# A dev page may send any header: the origins stay locked, so only the pages listed reach it.
+QUICK_HEADERS = ("*",)
+
+
+def from_flags(upstream: str, prefix: str = "/api", origins: Sequence[str] = QUICK_ORIGINS,
+               credentials: bool = False, host: str | None = None, port: int | None = None,
+               headers: Sequence[str] = QUICK_HEADERS, methods: Sequence[str] | None = None,
+               expose: Sequence[str] = ()) -> Config:
     """The config of `corsproxy serve --upstream URL`: one route, no YAML, the same rules.
 
-    The origins go into the file-level defaults, so a 404 outside the route is readable too.
+    The cors keys go into the file-level defaults, so a 404 outside the route is readable too;
+    a refusal names the flag to change instead of a line.
     """
     problems: list[ConfigProblem] = []
-    data: dict[str, Any] = {
-        "cors": {"allow_origins": list(origins), "allow_credentials": credentials},
-        "routes": [{"prefix": prefix, "upstream": upstream}],
-    }
+    cors: dict[str, Any] = {"allow_origins": list(origins), "allow_credentials": credentials,
+                            "allow_headers": list(headers), "expose_headers": list(expose)}
+    if methods is not None:
+        cors["allow_methods"] = list(methods)
+    data: dict[str, Any] = {"cors": cors, "routes": [{"prefix": prefix, "upstream": upstream}]}
     server = {key: item for key, item in (("host", host), ("port", port)) if item is not None}
     if server:
         data["server"] = server
-    return _build([Doc(FLAGS_FILE, data, {}, problems)], problems)
+    return _cite_flags(_build([Doc(FLAGS_FILE, data, {}, problems)], problems))
+
+
+def _cite_flags(config: Config) -> Config:
+    def cited(policy: CorsPolicy) -> CorsPolicy:
+        sources = tuple((key, FLAG_SOURCES.get(key, where)) for key, where in policy.key_sources)
+        return dataclasses.replace(policy, key_sources=sources)
+
+    return with_risks(dataclasses.replace(
+        config, warnings=(),
+        routes=tuple(dataclasses.replace(r, cors=cited(r.cors)) for r in config.routes),
+        defaults=tuple(dataclasses.replace(d, cors=cited(d.cors)) for d in config.defaults)))
 
 
 def route_rows(config: Config) -> list[dict[str, Any]]:
@@ -95,7 +120,7 @@ def route_rows(config: Config) -> list[dict[str, Any]]:
 
 def _route_row(route: Route) -> dict[str, Any]:
     cors = route.cors
-    regex = cors.allow_origin_regex
+    shown = policy_values(cors)
     return {
         "prefix": route.prefix,
         "upstream": route.upstream.url,
@@ -105,10 +130,28 @@ def _route_row(route: Route) -> dict[str, Any]:
         "verify_tls": route.verify_tls,
         "set_headers": [name for name, _ in route.set_headers],
         "remove_headers": sorted(route.remove_headers),
-        "allow_origins": ["*"] if cors.allow_any_origin else sorted(cors.allow_origins),
-        "allow_origin_regex": regex.pattern if regex is not None else None,
+        "allow_origins": shown["allow_origins"],
+        "allow_origin_regex": shown["allow_origin_regex"],
         "allow_credentials": cors.allow_credentials,
         "source": str(route.source),
+        # The whole effective policy, each value with the file:line that sets it (or, for a
+        # default, the line of the route or file where setting it would go).
+        "cors": {key: {"value": value, "source": cors.source_of(key)} for key, value in shown.items()},
+    }
+
+
+def policy_values(policy: CorsPolicy) -> dict[str, Any]:
+    """Each cors key's effective value, as it would be written in YAML (JSON-ready)."""
+    regex = policy.allow_origin_regex
+    return {
+        "allow_origins": ["*"] if policy.allow_any_origin else sorted(policy.allow_origins),
+        "allow_origin_regex": regex.pattern if regex is not None else None,
+        "allow_methods": (["*"] if policy.allow_any_method else []) + list(ordered_methods(policy.allow_methods)),
+        "allow_headers": (["*"] if policy.allow_any_header else []) + sorted(policy.allow_headers),
+        "expose_headers": list(policy.expose_headers),
+        "allow_credentials": policy.allow_credentials,
+        "max_age": policy.max_age,
+        "allow_private_network": policy.allow_private_network,
     }
 
 

@@ -78,8 +78,22 @@ def _http_origin_with_credentials(route: Route) -> tuple[str, str] | None:
             "where the page has one")
 
 
+def _wildcard_headers_with_credentials(route: Route) -> tuple[str, str] | None:
+    policy = route.cors
+    if not (policy.allow_any_header and policy.allow_credentials):
+        return None
+    return (policy.source_of("allow_headers"),
+            "allow_headers is ['*'] on {routes}, which allows credentials: corsproxy echoes every "
+            "header name a page asks for, Authorization included, so an allowed page may send any "
+            "header together with the user's cookies (a server answering "
+            "Access-Control-Allow-Headers: * would not cover Authorization there); list the "
+            "names your pages send instead, e.g. [Content-Type, Authorization] (with serve "
+            "--upstream: --allow-header Content-Type --allow-header Authorization)")
+
+
 _ROUTE_CHECKS: tuple[RouteCheck, ...] = (
     _wildcard_with_authorization, _regex_matches_any, _http_origin_with_credentials,
+    _wildcard_headers_with_credentials,
 )
 
 

@@ -3,8 +3,17 @@
 `preflight()` answers a CORS-preflight request and `actual()` judges any other request; each
 returns a `Decision` whose headers the aiohttp layer copies onto the response. One small
 function per check, in the order the Fetch Standard's "CORS-preflight fetch" and "CORS check"
-make them. Response headers are built in a fresh list only once every check has passed, so a
-refusal carries no Access-Control-Allow-* header (a browser must see a plain CORS failure).
+make them. Response headers are built in a fresh list per call.
+
+Two kinds of refusal, answered differently on purpose:
+- a refused *origin* gets 403 and no Access-Control-Allow-* header at all: a page of another
+  site learns nothing, and the browser shows a plain CORS failure;
+- an *allowed* origin asking for a method, header or private-network access the route does not
+  allow gets an ok preflight that passes the CORS check but lists only what IS allowed, with
+  Access-Control-Max-Age: 0. The browser then fails the preflight at the method or header
+  step, and its console names the missing method or header instead of blaming the origin.
+Every refusal carries `X-Corsproxy-Refused` (the reason sentences) and `X-Corsproxy-Change` (the
+file:line of each key to change), for the network tab and `probe`.
 
 Policies are compiled at load (model.CorsPolicy): origins serialised, methods upper-case,
 header names lower-case; the request path only compares strings.
@@ -13,6 +22,7 @@ header names lower-case; the request path only compares strings.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
 from corsproxy.model import CorsPolicy, Decision, RequestFacts
 
@@ -20,12 +30,20 @@ from corsproxy.model import CorsPolicy, Decision, RequestFacts
 # Access-Control-Allow-Methods, so listing them is never required.
 SAFELISTED_METHODS = frozenset({"GET", "HEAD", "POST"})
 # Fetch Standard "CORS non-wildcard request-header name": `*` in Access-Control-Allow-Headers
-# never covers it, and with credentials `*` is no wildcard at all (§3.2.3), so we echo names.
+# never covers it, and with credentials `*` is no wildcard at all (§3.2.3), so the proxy echoes
+# the asked names instead of sending `*`.
 NON_WILDCARD_HEADER = "authorization"
+# Fetch "CORS-safelisted request-header" names. A browser lists one in
+# Access-Control-Request-Headers only when its value is not safelisted (Content-Type:
+# application/json); they are always allowed, as Starlette and rack-cors do, so a JSON fetch()
+# needs no allow_headers entry.
+SAFELISTED_HEADERS = frozenset({"accept", "accept-language", "content-language", "content-type"})
+REFUSED_HEADER = "X-Corsproxy-Refused"
+CHANGE_HEADER = "X-Corsproxy-Change"
 
 # Fetch "normalize a method": the only methods a browser upper-cases before sending.
 NORMALIZED_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"})
-_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _PREFLIGHT_VARY = ("Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers")
 _ACTUAL_VARY = ("Origin",)
 
@@ -56,39 +74,40 @@ def vary_tokens(policy: CorsPolicy, preflight: bool) -> tuple[str, ...]:
 def preflight(policy: CorsPolicy, facts: RequestFacts) -> Decision:
     """Answer a CORS-preflight request (Fetch §3.2.2 HTTP requests, "CORS-preflight fetch").
 
-    204 when every check passes, else 403 with one reason per problem.
+    204 when every check passes; 403 for a refused origin; for an allowed origin asking for
+    more than the route allows, a 204 that lets the browser name what is missing (see above).
     """
     vary = _vary_header(vary_tokens(policy, preflight=True))
     origin = facts.origin or ""
     if not origin_allowed(policy, origin):
         # Nothing else is worth telling a page whose origin is refused.
-        return Decision(False, "refused", vary, (_origin_reason(policy, origin),), 403)
+        return _refusal(vary, [_origin_refusal(policy, origin)], 403)
     asked = facts.request_method or ""
     requested = asked.upper()
-    reasons = [
-        reason
-        for reason in (
+    refusals = [
+        refusal
+        for refusal in (
             _method_case_problem(asked) or _method_problem(policy, requested),
             *(_header_problem(policy, name) for name in facts.request_headers),
             _private_network_problem(policy, facts.request_private_network),
         )
-        if reason is not None
+        if refusal is not None
     ]
-    if reasons:
-        return Decision(False, "refused", vary, tuple(reasons), 403)
-
-    # Fetch §3.2.3 HTTP responses: what a successful preflight response carries.
+    # Fetch §3.2.3 HTTP responses: what a preflight response carries.
     headers = _allow_origin_headers(policy, origin)
     methods = requested if policy.allow_any_method else _methods_value(policy.allow_methods)
     if methods:
         headers.append(("Access-Control-Allow-Methods", methods))
-    if facts.request_headers:
-        # Echo the names as asked: covers `*` (never a literal `*`, which a credentialed
-        # request would not accept, §3.2.3) and every listed or safelisted name.
-        headers.append(("Access-Control-Allow-Headers", ", ".join(facts.request_headers)))
-    if facts.request_private_network:
+    names = _allowed_names(policy, facts.request_headers)
+    if names:
+        headers.append(("Access-Control-Allow-Headers", ", ".join(names)))
+    if facts.request_private_network and policy.allow_private_network:
         # WICG Private Network Access: the answer to Access-Control-Request-Private-Network.
         headers.append(("Access-Control-Allow-Private-Network", "true"))
+    if refusals:
+        # Max-Age 0: the browser must not cache this answer, so the fix works on the next try.
+        headers.append(("Access-Control-Max-Age", "0"))
+        return _refusal(tuple(headers) + vary, refusals, 204)
     headers.append(("Access-Control-Max-Age", str(int(policy.max_age))))
     return Decision(True, "preflight", tuple(headers) + vary, (), 204)
 
@@ -104,89 +123,104 @@ def actual(policy: CorsPolicy, facts: RequestFacts) -> Decision:
         # Same-origin: the browser runs no CORS check, so no CORS headers are needed.
         return Decision(True, "same-origin", vary)
     if not origin_allowed(policy, origin):
-        return Decision(False, "refused", vary, (_origin_reason(policy, origin),), 403)
+        return _refusal(vary, [_origin_refusal(policy, origin)], 403)
     headers = _allow_origin_headers(policy, origin)
     if policy.expose_headers:
         headers.append(("Access-Control-Expose-Headers", ", ".join(policy.expose_headers)))
     return Decision(True, "cors", tuple(headers) + vary)
 
 
-# --- one check each: None when it passes, else the refusal sentence -------------------------
+# --- one check each: None when it passes, else the refusal --------------------------------------
 
 
-def _method_case_problem(asked: str) -> str | None:
+class _Refusal(NamedTuple):
+    reason: str          # one sentence: what, where (file:line) and the fix
+    change: str = ""     # the file:line of the key to change ("" when the fix is in the page)
+
+
+def _method_case_problem(asked: str) -> _Refusal | None:
     # Fetch "normalize a method" upper-cases only these six; any other method is sent as the
     # page wrote it and compared byte for byte, so 'patch' can never match 'PATCH' (and the
     # proxy's HTTP parser refuses a lower-case request line anyway).
     if asked == asked.upper() or asked.upper() in NORMALIZED_METHODS:
         return None
-    return (f"method '{asked}' is not upper-case: browsers upper-case only DELETE, GET, HEAD, "
-            f"OPTIONS, POST and PUT, and methods are case-sensitive; write '{asked.upper()}' in "
-            "the page's fetch() call")
+    return _Refusal(f"method '{asked}' is not upper-case: browsers upper-case only DELETE, GET, "
+                    "HEAD, OPTIONS, POST and PUT, and methods are case-sensitive; write "
+                    f"'{asked.upper()}' in the page's fetch() call")
 
 
-def _method_problem(policy: CorsPolicy, method: str) -> str | None:
+def _method_problem(policy: CorsPolicy, method: str) -> _Refusal | None:
     # Fetch "CORS-preflight fetch": a CORS-safelisted method needs no listing.
     if policy.allow_any_method or method in policy.allow_methods or method in SAFELISTED_METHODS:
         return None
-    return (
-        f"method '{method}' is not in allow_methods of {policy.scope} "
-        f"({policy.source_of('allow_methods')}); add it to allow_methods to allow it"
-    )
+    where = policy.source_of("allow_methods")
+    return _Refusal(f"method '{method}' is not in allow_methods of {policy.scope} ({where}); "
+                    "add it to allow_methods to allow it", where)
 
 
-def _header_problem(policy: CorsPolicy, name: str) -> str | None:
-    # Fetch "CORS-preflight fetch": every requested name must be allowed, compared
-    # case-insensitively (names arrive lower-case in RequestFacts). A browser lists a
-    # safelisted name such as content-type only when its value is NOT safelisted
-    # (application/json), so it needs allow_headers like any other name.
-    if name in policy.allow_headers:
+def _header_allowed(policy: CorsPolicy, name: str) -> bool:
+    # Names arrive lower-case in RequestFacts, so the comparison is case-insensitive (Fetch
+    # "CORS-preflight fetch"). `*` in the config echoes every name, Authorization included and
+    # with credentials too: it is the config's wildcard, not the response header's.
+    return policy.allow_any_header or name in policy.allow_headers or name in SAFELISTED_HEADERS
+
+
+def _header_problem(policy: CorsPolicy, name: str) -> _Refusal | None:
+    if _header_allowed(policy, name):
         return None
-    where = f"{policy.scope} ({policy.source_of('allow_headers')})"
-    if policy.allow_any_header:
-        if name != NON_WILDCARD_HEADER or not policy.allow_credentials:
-            return None
-        return (
-            f"header '{name}' is not covered by allow_headers: ['*'] of {where}: '*' does not "
-            "cover Authorization when credentials are on (Fetch Standard, CORS non-wildcard "
-            "request-header name); list Authorization explicitly in allow_headers"
-        )
-    return (
-        f"header '{name}' is not in allow_headers of {where}; "
-        "add it to allow_headers to allow it"
-    )
+    where = policy.source_of("allow_headers")
+    return _Refusal(f"header '{name}' is not in allow_headers of {policy.scope} ({where}); "
+                    "add it to allow_headers to allow it", where)
 
 
-def _private_network_problem(policy: CorsPolicy, asked: bool) -> str | None:
+def _private_network_problem(policy: CorsPolicy, asked: bool) -> _Refusal | None:
     if not asked or policy.allow_private_network:
         return None
-    return (
+    where = policy.source_of("allow_private_network")
+    return _Refusal(
         "private network access was asked (Access-Control-Request-Private-Network: true) but "
-        f"allow_private_network is off for {policy.scope} "
-        f"({policy.source_of('allow_private_network')}); "
-        "set allow_private_network: true to allow it"
-    )
+        f"allow_private_network is off for {policy.scope} ({where}); "
+        "set allow_private_network: true to allow it", where)
 
 
-def _origin_reason(policy: CorsPolicy, origin: str) -> str:
+def _origin_refusal(policy: CorsPolicy, origin: str) -> _Refusal:
+    where = policy.source_of("allow_origins")
     if origin == "null":
-        return (
+        return _Refusal(
             "origin 'null' (a sandboxed iframe or a file:// page) is not allowed by "
-            f"{policy.scope} "
-            f"({policy.source_of('allow_origins')}); serve the page from an http(s) origin and add "
-            "that origin to allow_origins"
-        )
+            f"{policy.scope} ({where}); serve the page from an http(s) origin and add "
+            "that origin to allow_origins", where)
     if policy.allow_origin_regex is not None:
-        return (
+        return _Refusal(
             f"origin '{origin}' is not in allow_origins and does not fully match "
             f"allow_origin_regex '{policy.allow_origin_regex.pattern}' of {policy.scope} "
-            f"({policy.source_of('allow_origins')}, {policy.source_of('allow_origin_regex')}); "
-            "add it to allow_origins to allow it"
-        )
-    return (
-        f"origin '{origin}' is not in allow_origins of {policy.scope} "
-        f"({policy.source_of('allow_origins')}); add it to allow_origins to allow it"
-    )
+            f"({where}, {policy.source_of('allow_origin_regex')}); "
+            "add it to allow_origins to allow it", where)
+    return _Refusal(f"origin '{origin}' is not in allow_origins of {policy.scope} ({where}); "
+                    "add it to allow_origins to allow it", where)
+
+
+def _refusal(headers: tuple[tuple[str, str], ...], refusals: list[_Refusal], status: int) -> Decision:
+    reasons = tuple(refusal.reason for refusal in refusals)
+    change = tuple(dict.fromkeys(refusal.change for refusal in refusals if refusal.change))
+    told = [(REFUSED_HEADER, header_safe(join_reasons(reasons)))]
+    if change:
+        told.append((CHANGE_HEADER, ", ".join(change)))
+    return Decision(False, "refused", headers + tuple(told), reasons, status, change)
+
+
+def join_reasons(reasons: tuple[str, ...] | list[str]) -> str:
+    """Several reasons on one line (a log field, a header), numbered so they never run together."""
+    if len(reasons) == 1:
+        return reasons[0]
+    return "; ".join(f"({n}) {reason}" for n, reason in enumerate(reasons, 1))
+
+
+def header_safe(text: str) -> str:
+    """`text` as a header value: printable ASCII, anything else escaped (a refused origin or
+    header name comes from the request and may hold any byte)."""
+    escaped = text.encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(c if " " <= c <= "~" else f"\\x{ord(c):02x}" for c in escaped)
 
 
 # --- response pieces ----------------------------------------------------------------------------
@@ -206,12 +240,28 @@ def _allow_origin_headers(policy: CorsPolicy, origin: str) -> list[tuple[str, st
     return headers
 
 
+def _allowed_names(policy: CorsPolicy, asked: tuple[str, ...]) -> tuple[str, ...]:
+    """Access-Control-Allow-Headers: the asked names that are allowed, as asked (never a literal
+    `*`, which a credentialed request would not accept, §3.2.3), then the other listed names."""
+    granted = [name for name in asked if _header_allowed(policy, name)]
+    if len(granted) < len(asked):
+        # A refusal: list what the route allows, so the console names only the refused header.
+        granted += sorted(policy.allow_headers.difference(granted))
+    return tuple(dict.fromkeys(granted))
+
+
 def _vary_header(tokens: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return (("Vary", ", ".join(tokens)),) if tokens else ()
 
 
 @lru_cache(maxsize=256)
+def ordered_methods(methods: frozenset[str]) -> tuple[str, ...]:
+    """The methods in canonical order, then the others alphabetically."""
+    known = [m for m in METHOD_ORDER if m in methods]
+    return tuple(known + sorted(methods.difference(METHOD_ORDER)))
+
+
+@lru_cache(maxsize=256)
 def _methods_value(methods: frozenset[str]) -> str:
-    """The configured methods in canonical order (a str: safe to share between requests)."""
-    known = [m for m in _METHOD_ORDER if m in methods]
-    return ", ".join(known + sorted(methods.difference(_METHOD_ORDER)))
+    """The configured methods as a header value (a str: safe to share between requests)."""
+    return ", ".join(ordered_methods(methods))

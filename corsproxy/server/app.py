@@ -225,8 +225,8 @@ def _facts(request: web.BaseRequest, host: str | None) -> RequestFacts:
 
 def _preflight_response(decision: Decision, trace: Trace) -> web.Response:
     trace.decision, trace.reasons = decision.kind, decision.reasons
-    if decision.allowed:
-        return web.Response(status=decision.status or 204, headers=decision.headers)
+    if decision.status == 204:  # allowed, or a refusal the browser's console will name
+        return web.Response(status=204, headers=decision.headers)
     return _text(decision.status or 403, "\n".join(decision.reasons), decision.headers)
 
 
@@ -258,7 +258,7 @@ def _json(status: int, payload: dict, headers=()) -> web.Response:
 
 
 def _log_request(request: web.BaseRequest, status: int, trace: Trace, started: float) -> None:
-    refused = bool(trace.reasons) and status >= 400
+    refused = bool(trace.reasons) and (status >= 400 or trace.decision == "refused")
     if not refused and not logs.info_enabled():
         return  # the line would be filtered out: don't build it (this runs on every request)
     log = get_logger()
@@ -268,6 +268,7 @@ def _log_request(request: web.BaseRequest, status: int, trace: Trace, started: f
         duration_ms=round((time.perf_counter() - started) * 1000, 2), cors=trace.decision,
     )
     if refused:
-        log.warning("refused" if status in (400, 403) else "request", why=" ".join(trace.reasons), **fields)
+        log.warning("refused" if status in (204, 400, 403) else "request",
+                    why=cors.join_reasons(trace.reasons), **fields)
     else:
         log.info("request", **fields)

@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from corsproxy.model import Config
+from corsproxy.config.loader import policy_values
+from corsproxy.model import Config, CorsPolicy
 from corsproxy.policy.origins import same_host_advice
 from corsproxy.server.app import STATE, build_app
 from corsproxy.server.logs import get_logger
@@ -109,7 +110,21 @@ def _log_banner(config: Config, url: str, port: int) -> None:
     log.info("listening", url=url, files=list(config.files))
     log.info("tip", why=same_host_advice(port))
     for route in config.routes:
-        origins = "*" if route.cors.allow_any_origin else ", ".join(sorted(route.cors.allow_origins)) or "(none)"
-        log.info("route", prefix=route.prefix, upstream=route.upstream.url, origins=origins, source=str(route.source))
+        log.info("route", prefix=route.prefix, upstream=route.upstream.url, source=str(route.source),
+                 **allows(route.cors))
     for warning in config.warnings:
         log.warning("config warning", why=warning)
+
+
+def allows(policy: CorsPolicy) -> dict[str, str | bool]:
+    """What a route lets a page do, in words, for the banner."""
+    shown = policy_values(policy)
+    headers = ("any (allow_headers: ['*'])" if policy.allow_any_header
+               else ", ".join(shown["allow_headers"] + ["the CORS-safelisted ones"]))
+    return {
+        "origins": ", ".join(shown["allow_origins"]) or "(none)",
+        "methods": "any" if policy.allow_any_method else ", ".join(shown["allow_methods"]),
+        "headers": headers,
+        "expose": ", ".join(shown["expose_headers"]) or "(none)",
+        "credentials": policy.allow_credentials,
+    }

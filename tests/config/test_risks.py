@@ -69,6 +69,16 @@ CASES = [
           - prefix: /api
             upstream: http://127.0.0.1:9000
         """, 1, "server.allowed_hosts is ['*']", id="allowed-hosts-star"),
+    pytest.param("""
+        cors:
+          allow_origins: [http://localhost:5173]
+          allow_credentials: true
+        routes:
+          - prefix: /api
+            upstream: http://127.0.0.1:9000
+            cors:
+              allow_headers: ["*"]
+        """, 8, "allow_headers is ['*'] on route /api, which allows credentials", id="star-headers-with-credentials"),
 ]
 
 
@@ -115,6 +125,12 @@ SAFE = [
           - prefix: /api
             upstream: http://127.0.0.1:9000
         """, id="listed-hosts"),
+    pytest.param("""
+        routes:
+          - prefix: /api
+            upstream: http://127.0.0.1:9000
+            cors: {allow_origins: [http://localhost:5173], allow_headers: ["*"]}
+        """, id="star-headers-without-credentials"),
 ]
 
 

@@ -132,6 +132,18 @@ ALLOWED_PREFLIGHTS = [
     row("star-headers-cover-authorization-without-credentials",
         {"allow_any_header": True, "allow_headers": frozenset()}, {"headers": ("authorization",)},
         {"access-control-allow-headers": "authorization"}),
+    row("star-headers-cover-authorization-with-credentials",
+        {"allow_any_header": True, "allow_headers": frozenset(), "allow_credentials": True},
+        {"headers": ("x-api-key", "authorization")},
+        {"access-control-allow-headers": "x-api-key, authorization",
+         "access-control-allow-credentials": "true"}),
+    row("safelisted-names-need-no-listing",
+        {"allow_headers": frozenset()},
+        {"headers": ("accept", "accept-language", "content-language", "content-type")},
+        {"access-control-allow-headers": "accept, accept-language, content-language, content-type"}),
+    row("json-post-needs-no-allow-headers",
+        {"allow_headers": frozenset()}, {"method": "POST", "headers": ("content-type",)},
+        {"access-control-allow-headers": "content-type"}),
     row("explicit-authorization-with-star-and-credentials",
         {"allow_any_header": True, "allow_headers": frozenset({"authorization"}),
          "allow_credentials": True},
@@ -175,94 +187,145 @@ def test_preflight_allowed(policy_kw: dict[str, Any], facts_kw: dict[str, Any],
         assert headers.get(name) == value, name
 
 
-REFUSED_PREFLIGHTS = [
-    # A browser asks for content-type only when its value is not safelisted (application/json).
-    row("content-type-asked-needs-listing", 1,
-        {"allow_headers": frozenset()}, {"headers": ("content-type",)},
-        ["header 'content-type' is not in allow_headers"]),
-    row("foreign-origin", 1,
-        {}, {"origin": "http://localhost:5173"},
+REFUSED_ORIGINS = [
+    row("foreign-origin", {}, {"origin": "http://localhost:5173"},
         ["origin 'http://localhost:5173' is not in allow_origins of route /api "
          "(config/orders.yaml:7); add it to allow_origins to allow it"]),
-    row("attack-origin-suffix", 1, {}, {"origin": "https://app.example.com.evil.com"},
+    row("attack-origin-suffix", {}, {"origin": "https://app.example.com.evil.com"},
         ["origin 'https://app.example.com.evil.com' is not in allow_origins"]),
-    row("attack-origin-null", 1, {}, {"origin": "null"},
+    row("attack-origin-null", {}, {"origin": "null"},
         ["origin 'null' (a sandboxed iframe or a file:// page) is not allowed by route /api "
          "(config/orders.yaml:7)"]),
-    row("regex-partial-match", 1,
+    row("regex-partial-match",
         {"allow_origin_regex": PREVIEW_REGEX}, {"origin": "https://x.preview.example.com.evil.com"},
         ["does not fully match allow_origin_regex",
          "(config/orders.yaml:7, config/orders.yaml:8)"]),
-    row("origin-refusal-alone-is-enough", 1,
+    row("origin-refusal-alone-is-enough",
         {"allow_methods": frozenset({"GET"})},
         {"origin": "https://evil.test", "method": "PATCH", "headers": ("x-api-key",)},
         ["origin 'https://evil.test' is not in allow_origins"]),
-    row("method-not-listed", 1,
-        {"allow_methods": frozenset({"GET", "PUT"})}, {"method": "PATCH"},
-        ["method 'PATCH' is not in allow_methods of route /api (config/orders.yaml:9); "
-         "add it to allow_methods"]),
-    row("header-not-listed", 1,
-        {}, {"headers": ("content-type", "x-api-key")},
-        ["header 'x-api-key' is not in allow_headers of route /api (config/orders.yaml:10); "
-         "add it to allow_headers"]),
-    row("authorization-not-listed", 1,
-        {"allow_headers": frozenset()}, {"headers": ("authorization",)},
-        ["header 'authorization' is not in allow_headers"]),
-    row("star-headers-do-not-cover-authorization-with-credentials", 1,
-        {"allow_any_header": True, "allow_headers": frozenset(), "allow_credentials": True},
-        {"headers": ("x-api-key", "authorization")},
-        ["header 'authorization' is not covered by allow_headers: ['*'] of route /api "
-         "(config/orders.yaml:10): '*' does not cover Authorization when credentials are on "
-         "(Fetch Standard", "list Authorization explicitly in allow_headers"]),
-    row("private-network-asked-but-off", 1,
-        {}, {"private_network": True},
-        ["Access-Control-Request-Private-Network: true", "allow_private_network is off for "
-         "route /api (config/orders.yaml:12); set allow_private_network: true"]),
-    row("every-problem-listed", 4,
-        {"allow_methods": frozenset({"GET"})},
-        {"method": "DELETE", "headers": ("x-a", "x-b"), "private_network": True},
-        ["method 'DELETE'", "header 'x-a'", "header 'x-b'", "allow_private_network is off"]),
 ]
 
 
-@pytest.mark.parametrize(("count", "policy_kw", "facts_kw", "fragments"), REFUSED_PREFLIGHTS)
-def test_preflight_refused(count: int, policy_kw: dict[str, Any], facts_kw: dict[str, Any],
-                           fragments: list[str]) -> None:
-    """A refused preflight is 403, one reason per problem, each saying what, where and the fix."""
+@pytest.mark.parametrize(("policy_kw", "facts_kw", "fragments"), REFUSED_ORIGINS)
+def test_preflight_from_a_refused_origin_is_403_without_allow_headers(
+        policy_kw: dict[str, Any], facts_kw: dict[str, Any], fragments: list[str]) -> None:
+    """A refused origin: 403, one reason, no Access-Control-Allow-* header, the reason and the
+    allow_origins line in X-Corsproxy-Refused / X-Corsproxy-Change."""
     decision = preflight(make_policy(**policy_kw), preflight_facts(**facts_kw))
     assert (decision.allowed, decision.kind, decision.status) == (False, "refused", 403)
+    assert len(decision.reasons) == 1
+    for fragment in fragments:
+        assert fragment in decision.reasons[0]
+    assert allow_headers_sent(decision) == []
+    assert header_map(decision) == {"vary": PREFLIGHT_VARY,
+                                    "x-corsproxy-refused": decision.reasons[0],
+                                    "x-corsproxy-change": "config/orders.yaml:7"}
+    assert decision.change == ("config/orders.yaml:7",)
+
+
+# (count, policy, facts, reason fragments, ACAM, ACAH, the file:lines to change)
+REFUSED_REQUESTS = [
+    row("method-not-listed", 1,
+        {"allow_methods": frozenset({"GET", "PUT"})}, {"method": "PURGE"},
+        ["method 'PURGE' is not in allow_methods of route /api (config/orders.yaml:9); "
+         "add it to allow_methods"], "GET, PUT", None, ("config/orders.yaml:9",)),
+    row("header-not-listed", 1,
+        {}, {"headers": ("content-type", "x-foo")},
+        ["header 'x-foo' is not in allow_headers of route /api (config/orders.yaml:10); "
+         "add it to allow_headers"], "GET, HEAD, POST, PUT, PATCH, DELETE",
+        "content-type, authorization", ("config/orders.yaml:10",)),
+    row("authorization-not-listed", 1,
+        {"allow_headers": frozenset()}, {"method": "POST", "headers": ("authorization", "content-type")},
+        ["header 'authorization' is not in allow_headers"], "GET, HEAD, POST, PUT, PATCH, DELETE",
+        "content-type", ("config/orders.yaml:10",)),
+    row("header-refused-nothing-else-allowed", 1,
+        {"allow_headers": frozenset()}, {"headers": ("x-foo",)},
+        ["header 'x-foo'"], "GET, HEAD, POST, PUT, PATCH, DELETE", None, ("config/orders.yaml:10",)),
+    row("private-network-asked-but-off", 1,
+        {}, {"private_network": True},
+        ["Access-Control-Request-Private-Network: true", "allow_private_network is off for "
+         "route /api (config/orders.yaml:12); set allow_private_network: true"],
+        "GET, HEAD, POST, PUT, PATCH, DELETE", None, ("config/orders.yaml:12",)),
+    row("lower-case-method-fixed-in-the-page", 1,
+        {"allow_any_method": True}, {"method": "patch"},
+        ["method 'patch' is not upper-case"], "PATCH", None, ()),
+    row("every-problem-listed", 4,
+        {"allow_methods": frozenset({"GET"})},
+        {"method": "DELETE", "headers": ("x-a", "accept", "x-b"), "private_network": True},
+        ["method 'DELETE'", "header 'x-a'", "header 'x-b'", "allow_private_network is off"],
+        "GET", "accept, authorization, content-type",
+        ("config/orders.yaml:9", "config/orders.yaml:10", "config/orders.yaml:12")),
+]
+
+
+@pytest.mark.parametrize(("count", "policy_kw", "facts_kw", "fragments", "methods", "names", "change"),
+                         REFUSED_REQUESTS)
+def test_preflight_asking_too_much_lets_the_browser_name_what_is_missing(
+        count: int, policy_kw: dict[str, Any], facts_kw: dict[str, Any], fragments: list[str],
+        methods: str, names: str | None, change: tuple[str, ...]) -> None:
+    """An allowed origin asking for a method, header or private network the route does not allow:
+    204 with the origin echoed and only what IS allowed, Max-Age 0, the reasons in a header."""
+    decision = preflight(make_policy(**policy_kw), preflight_facts(**facts_kw))
+    assert (decision.allowed, decision.kind, decision.status) == (False, "refused", 204)
+    assert len(decision.reasons) == count
     text = "\n".join(decision.reasons)
     for fragment in fragments:
         assert fragment in text
-    assert len(decision.reasons) == count
+    headers = header_map(decision)
+    assert headers["access-control-allow-origin"] == facts_kw.get("origin", LOCAL)
+    assert headers["access-control-allow-methods"] == methods
+    assert headers.get("access-control-allow-headers") == names
+    assert "*" not in (names or "")
+    for name in facts_kw.get("headers", ()):
+        if f"header '{name}'" in text:
+            assert name not in as_set(names or "")
+    assert "access-control-allow-private-network" not in headers
+    assert headers["access-control-max-age"] == "0"
+    assert headers["vary"] == PREFLIGHT_VARY
+    assert headers["x-corsproxy-refused"] == (
+        decision.reasons[0] if count == 1
+        else "; ".join(f"({n}) {r}" for n, r in enumerate(decision.reasons, 1)))
+    assert decision.change == change
+    assert headers.get("x-corsproxy-change") == (", ".join(change) or None)
 
 
-@pytest.mark.parametrize(("count", "policy_kw", "facts_kw", "fragments"), REFUSED_PREFLIGHTS)
-def test_refused_preflight_carries_no_allow_header(count: int, policy_kw: dict[str, Any],
-                                                   facts_kw: dict[str, Any],
-                                                   fragments: list[str]) -> None:
-    """A refusal sends no Access-Control-Allow-* header at all, only the preflight Vary."""
-    decision = preflight(make_policy(**policy_kw), preflight_facts(**facts_kw))
-    assert allow_headers_sent(decision) == []
-    assert decision.headers == (("Vary", PREFLIGHT_VARY),)
+def test_credentialed_refusal_keeps_the_credentials_header() -> None:
+    """With credentials on, the refusal's preflight carries ACAC too, so the browser's CORS check
+    passes and the console names the missing header."""
+    decision = preflight(make_policy(allow_credentials=True), preflight_facts(headers=("x-foo",)))
+    assert decision.status == 204
+    assert header_map(decision)["access-control-allow-credentials"] == "true"
 
 
-@pytest.mark.parametrize(("count", "policy_kw", "facts_kw", "fragments"), REFUSED_PREFLIGHTS)
+@pytest.mark.parametrize(("count", "policy_kw", "facts_kw", "fragments", "methods", "names", "change"),
+                         REFUSED_REQUESTS)
 def test_refusal_reasons_name_key_and_file_line(count: int, policy_kw: dict[str, Any],
-                                                facts_kw: dict[str, Any],
-                                                fragments: list[str]) -> None:
-    """Every reason names a cors key, the scope and the file:line to change."""
+                                                facts_kw: dict[str, Any], fragments: list[str],
+                                                methods: str, names: str | None,
+                                                change: tuple[str, ...]) -> None:
+    """Every config reason names a cors key, the scope and the file:line to change."""
     decision = preflight(make_policy(**policy_kw), preflight_facts(**facts_kw))
     for reason in decision.reasons:
+        if "fetch() call" in reason:
+            continue    # the fix is in the page, not in the config
         assert "route /api" in reason
         assert re.search(r"\(config/orders\.yaml:\d+", reason)
         assert re.search(r"allow_(origins|methods|headers|private_network)", reason)
 
 
+def test_refusal_header_escapes_what_the_request_sent() -> None:
+    """A refused origin's bytes are escaped in X-Corsproxy-Refused: the value stays printable ASCII."""
+    decision = preflight(make_policy(), preflight_facts(origin="http://\u00e9vil.test\x01"))
+    value = header_map(decision)["x-corsproxy-refused"]
+    assert value.isascii() and value.isprintable()
+    assert "\\xe9vil.test\\x01" in value
+
+
 def test_lower_case_method_is_refused_with_the_page_fix() -> None:
     """fetch() sends 'patch' as written and methods compare byte for byte: refuse, say to write PATCH."""
     decision = preflight(make_policy(), preflight_facts(method="patch"))
-    assert (decision.allowed, decision.status) == (False, 403)
+    assert (decision.allowed, decision.status) == (False, 204)
     assert decision.reasons == (
         "method 'patch' is not upper-case: browsers upper-case only DELETE, GET, HEAD, OPTIONS, "
         "POST and PUT, and methods are case-sensitive; write 'PATCH' in the page's fetch() call",)
@@ -356,7 +419,9 @@ def test_allowed_origin_does_not_leak_between_credentialed_requests() -> None:
     assert allow_headers_sent(foreign) == []
     first_preflight = preflight(policy, preflight_facts(origin=LOCAL, headers=("x-a",)))
     second_preflight = preflight(policy, preflight_facts(origin=APP, headers=("content-type",)))
-    assert first_preflight.status == 403
+    assert "access-control-allow-origin" not in header_map(
+        preflight(policy, preflight_facts(origin="https://evil.test")))
+    assert header_map(first_preflight)["access-control-allow-origin"] == LOCAL
     assert header_map(second_preflight)["access-control-allow-origin"] == APP
     assert header_map(second_preflight)["access-control-allow-headers"] == "content-type"
 

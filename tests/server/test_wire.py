@@ -7,6 +7,7 @@ import json
 
 import aiohttp
 import pytest
+import structlog
 
 from tests.conftest import ALLOWED, FOREIGN, raw_http, status_of
 from tests.upstream_app import RELEASE
@@ -48,17 +49,28 @@ async def test_preflight_from_a_foreign_origin_is_403_with_no_allow_headers(prox
     assert received == []
 
 
-async def test_preflight_for_a_header_not_allowed_is_403_naming_it(proxy):
-    """A preflight asking for a header outside allow_headers is refused, naming the header."""
-    r = await proxy.options("/api/x", headers={"Origin": ALLOWED, "Access-Control-Request-Method": "GET",
-                                               "Access-Control-Request-Headers": "x-api-key"})
-    assert r.status == 403
-    assert "x-api-key" in (await r.text()).lower()
-    assert "Access-Control-Allow-Origin" not in r.headers
+async def test_preflight_for_a_header_not_allowed_names_it_for_the_console(proxy, received):
+    """An allowed origin asking for a header outside allow_headers: 204 with the origin echoed,
+    only the allowed names, Max-Age 0, and the reason in X-Corsproxy-Refused and the log line;
+    never forwarded."""
+    with structlog.testing.capture_logs() as logged:
+        r = await proxy.options("/api/x", headers={"Origin": ALLOWED, "Access-Control-Request-Method": "GET",
+                                                   "Access-Control-Request-Headers": "x-api-key"})
+    assert r.status == 204
+    assert r.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "x-api-key" not in names(r.headers.get("Access-Control-Allow-Headers"))
+    assert "*" not in r.headers.get("Access-Control-Allow-Headers", "")
+    assert r.headers["Access-Control-Max-Age"] == "0"
+    assert names(r.headers["Vary"]) == {"origin", "access-control-request-method", "access-control-request-headers"}
+    assert "header 'x-api-key' is not in allow_headers" in r.headers["X-Corsproxy-Refused"]
+    assert r.headers["X-Corsproxy-Change"].endswith("corsproxy.yaml:4")  # the allow_headers line
+    assert received == []
+    (line,) = [entry for entry in logged if entry["event"] == "refused"]
+    assert (line["status"], line["cors"], line["why"]) == (204, "refused", r.headers["X-Corsproxy-Refused"])
 
 
-async def test_preflight_for_a_method_not_allowed_is_403(make_proxy):
-    """allow_methods limits the methods a preflight may ask for."""
+async def test_preflight_for_a_method_not_allowed_lists_the_allowed_methods(make_proxy, received):
+    """allow_methods limits the methods a preflight may ask for; the answer lists the allowed ones."""
     client = await make_proxy("""
         routes:
           - prefix: /api
@@ -66,7 +78,10 @@ async def test_preflight_for_a_method_not_allowed_is_403(make_proxy):
             cors: {{allow_origins: [http://localhost:3000], allow_methods: [GET, POST]}}
     """)
     r = await client.options("/api/x", headers={"Origin": ALLOWED, "Access-Control-Request-Method": "DELETE"})
-    assert r.status == 403 and "DELETE" in await r.text()
+    assert r.status == 204 and r.headers["Access-Control-Allow-Methods"] == "GET, POST"
+    assert r.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "method 'DELETE' is not in allow_methods" in r.headers["X-Corsproxy-Refused"]
+    assert received == []
 
 
 async def test_wildcard_origin_without_credentials_answers_star(make_proxy):
@@ -107,7 +122,8 @@ async def test_private_network_preflight_refused_when_off(proxy):
     """A private-network preflight to a route that does not allow it is refused."""
     r = await proxy.options("/api/x", headers={"Origin": ALLOWED, "Access-Control-Request-Method": "GET",
                                                "Access-Control-Request-Private-Network": "true"})
-    assert r.status == 403 and "Access-Control-Allow-Private-Network" not in r.headers
+    assert r.status == 204 and "Access-Control-Allow-Private-Network" not in r.headers
+    assert "allow_private_network is off" in r.headers["X-Corsproxy-Refused"]
 
 
 async def test_preflight_on_an_unmatched_path_is_judged_by_file_defaults(proxy):
