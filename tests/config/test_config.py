@@ -699,8 +699,35 @@ def test_route_rows_never_contain_secret_values(in_tmp: Path) -> None:
         "change_origin": True, "timeout": 30.0, "verify_tls": True,
         "set_headers": ["Authorization", "X-Api-Key"], "remove_headers": ["cookie"],
         "allow_origins": [], "allow_origin_regex": None, "allow_credentials": False,
-        "source": "c.yaml:2",
+        "source": "c.yaml:2", "cors": rows[0]["cors"],
     }]
+
+
+def test_route_rows_show_the_whole_effective_policy_with_sources(in_tmp: Path) -> None:
+    """Each route row holds every cors key's effective value and the file:line that sets it (a
+    file default's line, the route's own line, or the route's line for a built-in default)."""
+    write(in_tmp, "c.yaml", """        cors:
+          allow_origins: [http://localhost:5173]
+          allow_headers: [Authorization]
+        routes:
+          - prefix: /api
+            upstream: http://127.0.0.1:9000
+            cors:
+              allow_methods: [GET, PURGE]
+              expose_headers: [X-Total-Count]
+              max_age: 60
+    """)
+    (row,) = config.route_rows(config.load("c.yaml", env={}))
+    assert row["cors"] == {
+        "allow_origins": {"value": ["http://localhost:5173"], "source": "c.yaml:2"},
+        "allow_origin_regex": {"value": None, "source": "c.yaml:5"},
+        "allow_methods": {"value": ["GET", "PURGE"], "source": "c.yaml:8"},
+        "allow_headers": {"value": ["authorization"], "source": "c.yaml:3"},
+        "expose_headers": {"value": ["X-Total-Count"], "source": "c.yaml:9"},
+        "allow_credentials": {"value": False, "source": "c.yaml:5"},
+        "max_age": {"value": 60, "source": "c.yaml:10"},
+        "allow_private_network": {"value": False, "source": "c.yaml:5"},
+    }
 
 
 def test_bundled_config_loads_without_environment() -> None:
