@@ -105,6 +105,7 @@ class ServerSettings:
         ("localhost", None), ("127.0.0.1", None), ("::1", None),
     )
     allow_any_host: bool = False
+    inspector_size: int = 500                     # requests the inspector keeps; 0 = off
     source: Source | None = None
 
     def bound_to(self, host: str, port: int) -> ServerSettings:

@@ -35,10 +35,12 @@ from corsproxy.policy.origins import matches_any_origin
 FLAGS_FILE = "<command line>"
 
 TOP_KEYS = ("server", "cors", "routes")
-SERVER_KEYS = ("host", "port", "allowed_hosts")
+SERVER_KEYS = ("host", "port", "allowed_hosts", "inspector_size")
 ROUTE_KEYS = ("prefix", "upstream", "strip_prefix", "change_origin", "timeout", "verify_tls",
               "request_headers", "cors")
 REQUEST_HEADER_KEYS = ("set", "remove")
+# The inspector keeps this many request records (a few hundred bytes each, never bodies).
+MAX_INSPECTOR_SIZE = 100_000
 # Keys whose values are not interpolated: "$" and "{n}" are regex syntax.
 _VERBATIM_KEYS = ("allow_origin_regex",)
 
@@ -266,6 +268,9 @@ def _server_fields(doc: Doc, path: PathKey, value: Any) -> dict[str, Any]:
         fields["port"] = values.integer(doc, (*path, "port"), block["port"], 0, 65535)
     if "allowed_hosts" in block:
         fields.update(values.allowed_hosts(doc, (*path, "allowed_hosts"), block["allowed_hosts"]))
+    if "inspector_size" in block:
+        fields["inspector_size"] = values.integer(doc, (*path, "inspector_size"), block["inspector_size"],
+                                                  0, MAX_INSPECTOR_SIZE)
     return {key: item for key, item in fields.items() if item is not None}
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,7 +25,7 @@ from corsproxy import config as config_module
 from corsproxy.errors import RequestRejected, UpstreamError
 from corsproxy.model import BUILTIN_PREFIX, Config, CorsPolicy, Decision, RequestFacts
 from corsproxy.policy import cors, origins, routing
-from corsproxy.server import logs, upstream, websocket
+from corsproxy.server import inspector, logs, upstream, websocket
 from corsproxy.server.logs import get_logger
 
 JSON = "application/json"
@@ -108,18 +109,25 @@ SESSION = web.AppKey("session", aiohttp.ClientSession)
 
 @dataclass(slots=True)
 class Trace:
-    """What the request's log line reports, filled in as the request passes the gates."""
+    """What the request's log line and its inspector record report, filled in as the request
+    passes the gates."""
 
     route: str | None = None
     source: str | None = None
     decision: str | None = None
     reasons: tuple[str, ...] = ()
     upstream_status: int | None = None
+    match: routing.Match | None = None
+    facts: RequestFacts | None = None
+    policy: CorsPolicy | None = None
+    upstream_headers: Iterable[tuple[str, str]] | None = None   # None: nothing was forwarded
+    upstream_url: str | None = None
 
 
 def build_app(config: Config) -> web.Application:
     app = web.Application(handler_args={"max_field_size": 16 * 1024, "max_line_size": 16 * 1024})
     app[STATE] = StateHolder(State.of(config))
+    app[inspector.INSPECTOR] = inspector.new_buffer(config)
     app.cleanup_ctx.append(_client_session)
     app.router.add_route("*", CATCH_ALL, handle)
     return app
@@ -149,6 +157,7 @@ async def respond(request: web.BaseRequest, app: web.Application, state: State,
         trace.decision, trace.reasons = "rejected", (exc.reason,)
         response = _text(exc.status, exc.reason)
     _log_request(request, response.status, trace, started)
+    inspector.record(request, app, response, trace, state.config, started)
     return response
 
 
@@ -171,8 +180,11 @@ async def _answer(request: web.BaseRequest, state: State, targets: Targets,
     match = targets.resolve(path)
     facts = _facts(request, host)
     policy = match.route.cors if match else targets.policy_for_unmatched(facts.origin)
+    trace.match, trace.facts, trace.policy = match, facts, policy
     if match:
         trace.route, trace.source = match.route.prefix, str(match.route.source)
+    else:
+        trace.source = policy.source_of("allow_origins")
     if facts.is_preflight:
         return _preflight_response(cors.preflight(policy, facts), trace)
     decision = cors.actual(policy, facts)
@@ -188,11 +200,12 @@ async def _answer(request: web.BaseRequest, state: State, targets: Targets,
             outcome = await upstream.forward(request, session, match, query,
                                              decision.headers, facts.proxy_origin or "")
     except UpstreamError as exc:
-        trace.reasons = (exc.detail,)
+        trace.decision, trace.reasons = "upstream-error", (exc.detail,)
         return _json(exc.status, {"error": exc.error, "route": match.route.prefix,
                                   "upstream": match.route.upstream.url, "detail": exc.detail},
                      decision.headers)
-    trace.upstream_status = outcome.upstream_status
+    trace.upstream_status, trace.upstream_headers = outcome.upstream_status, outcome.upstream_headers
+    trace.upstream_url = upstream.upstream_url(match.route, match, "")
     if not outcome.complete:
         trace.reasons = ("the upstream closed the connection before the body was complete",)
     return outcome.response
@@ -231,6 +244,8 @@ def _preflight_response(decision: Decision, trace: Trace) -> web.Response:
 
 
 def _builtin(request: web.BaseRequest, state: State, path: str) -> web.Response:
+    if path in inspector.PAGE_PATHS or path == inspector.EVENTS_PATH:
+        return inspector.answer(request, state.config, path)
     if request.method not in ("GET", "HEAD"):
         return _text(405, f"{path} answers GET only", (("Allow", "GET, HEAD"),))
     if path == f"{BUILTIN_PREFIX}/health":
@@ -238,7 +253,8 @@ def _builtin(request: web.BaseRequest, state: State, path: str) -> web.Response:
     if path == f"{BUILTIN_PREFIX}/routes":
         return web.Response(status=200, body=state.routes_body, content_type=JSON)
     return _json(404, {"error": "no such built-in endpoint", "path": path,
-                       "endpoints": [f"{BUILTIN_PREFIX}/health", f"{BUILTIN_PREFIX}/routes"]})
+                       "endpoints": [f"{BUILTIN_PREFIX}/", inspector.EVENTS_PATH,
+                                     f"{BUILTIN_PREFIX}/health", f"{BUILTIN_PREFIX}/routes"]})
 
 
 def _host_refusal(host: str | None, config: Config) -> str:

@@ -109,6 +109,10 @@ def _log_banner(config: Config, url: str, port: int) -> None:
     log = get_logger()
     log.info("listening", url=url, files=list(config.files))
     log.info("tip", why=same_host_advice(port))
+    if config.server.inspector_size:
+        log.info("inspector", url=f"{url}/__corsproxy/", keeps=config.server.inspector_size)
+    else:
+        log.info("inspector off", why="server.inspector_size is 0")
     for route in config.routes:
         log.info("route", prefix=route.prefix, upstream=route.upstream.url, source=str(route.source),
                  **allows(route.cors))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -62,6 +62,8 @@ class Outcome:
     response: web.StreamResponse
     upstream_status: int | None
     complete: bool = True
+    # The upstream's response headers as it sent them (the inspector judges its CORS answer).
+    upstream_headers: Iterable[tuple[str, str]] = ()
 
 
 class ProxyResponse(web.StreamResponse):
@@ -135,7 +137,7 @@ async def forward(
             # only way to tell the client that the body is truncated.
             if request.transport is not None:
                 request.transport.close()
-        return Outcome(response, upstream.status, complete)
+        return Outcome(response, upstream.status, complete, upstream.headers.items())
     finally:
         if upstream.content.at_eof():
             upstream.release()

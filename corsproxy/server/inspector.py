@@ -1,0 +1,165 @@
+"""The inspector's aiohttp side: the one place a finished request becomes a record, and the
+built-ins that show them (`/__corsproxy/` the page, `/__corsproxy/events` the JSON).
+
+The record is redacted and kept in a bounded buffer (`corsproxy.judge.inspection`); the verdicts,
+fixes and JSON are made only when the events are read. Neither built-in sends an
+Access-Control-Allow-* header, both sit behind the Host guard, and the page's script and style
+are pinned by hash in its Content-Security-Policy: no other site can read or drive them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from corsproxy.judge.inspection import (
+    EventBuffer,
+    Record,
+    cors_response_headers,
+    event_json,
+    injected_names,
+    redact_request,
+)
+from corsproxy.model import BUILTIN_PREFIX, Config
+from corsproxy.policy import origins
+
+if TYPE_CHECKING:
+    from corsproxy.server.app import Trace
+
+INSPECTOR = web.AppKey("inspector", EventBuffer)
+PAGE_PATHS = frozenset({BUILTIN_PREFIX, BUILTIN_PREFIX + "/"})
+EVENTS_PATH = BUILTIN_PREFIX + "/events"
+MAX_PATH = 2048          # characters of a path kept in a record
+JSON = "application/json"
+# Nothing of the inspector may be embedded in, sniffed by or cached for another site.
+_COMMON_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def new_buffer(config: Config) -> EventBuffer:
+    return EventBuffer(config.server.inspector_size)
+
+
+def record(request: web.BaseRequest, app: web.Application, response: web.StreamResponse, trace: Trace,
+           config: Config, started: float) -> None:
+    """Keep what the inspector shows of this request (never its body or a secret value). `app`
+    is the main port's application: a request that came through a tunnel is recorded there too."""
+    buffer = app[INSPECTOR]
+    size = config.server.inspector_size
+    if buffer.size != size:
+        buffer.resize(size)          # a reload changed server.inspector_size
+    if not size or trace.decision == "builtin":
+        return
+    route = trace.match.route if trace.match is not None else None
+    origin = request.headers.get("Origin")
+    path = request.raw_path.partition("?")[0][:MAX_PATH]
+    forwarded = trace.upstream_headers is not None
+    facts = trace.facts
+    buffer.add(Record(
+        id=buffer.next_id(),
+        time=time.time(),
+        method=request.method,
+        path=path,
+        origin=origin,
+        status=response.status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        decision=trace.decision or "rejected",
+        reasons=trace.reasons,
+        request_headers=redact_request(request.headers.items(),
+                                       injected_names(route.set_headers) if route else frozenset()),
+        response_headers=cors_response_headers(response.headers.items()),
+        server=config.server,
+        route=route,
+        source=trace.source,
+        policy=trace.policy,
+        facts=facts,
+        upstream_status=trace.upstream_status,
+        upstream_headers=cors_response_headers(trace.upstream_headers) if forwarded else None,
+        upstream_url=trace.upstream_url,
+        preflight_id=None if facts is None or facts.is_preflight else buffer.link(origin, path, request.method),
+    ))
+
+
+# --- the built-ins ------------------------------------------------------------------------------
+
+
+def answer(request: web.Request, config: Config, path: str) -> web.Response:
+    """The page, the events, or clearing them (DELETE, same-origin only)."""
+    if path == EVENTS_PATH and request.method == "DELETE":
+        return _clear(request)
+    if request.method not in ("GET", "HEAD"):
+        allow = "GET, HEAD, DELETE" if path == EVENTS_PATH else "GET, HEAD"
+        return web.Response(status=405, text=f"{path} answers {allow} only\n",
+                            headers={**_COMMON_HEADERS, "Allow": allow})
+    if path == EVENTS_PATH:
+        return _events(request, config)
+    return web.Response(status=200, body=PAGE.body, content_type="text/html", charset="utf-8",
+                        headers={**_COMMON_HEADERS, "Content-Security-Policy": PAGE.csp,
+                                 "X-Frame-Options": "DENY"})
+
+
+def _events(request: web.Request, config: Config) -> web.Response:
+    text = request.query.get("after", "0")
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return web.Response(status=400, text=f"after={text[:40]!r}: expected an event id (a whole number)\n",
+                            headers=_COMMON_HEADERS)
+    buffer = request.app[INSPECTOR]
+    server = config.server
+    payload = {
+        "events": [event_json(record, buffer) for record in buffer.after(int(text))],
+        "enabled": server.inspector_size > 0,
+        "size": server.inspector_size,
+        "source": str(server.source) if server.source else None,
+        "latest": buffer.latest_id,
+    }
+    return web.Response(status=200, body=json.dumps(payload).encode(), content_type=JSON,
+                        headers=_COMMON_HEADERS)
+
+
+def _clear(request: web.Request) -> web.Response:
+    """Only the inspector page itself may clear: a cross-site DELETE is preflighted (and the
+    built-ins never answer a preflight with Access-Control-Allow-*), and the Origin is checked
+    again here in case a browser sent it anyway."""
+    origin = request.headers.get("Origin")
+    own = origins.own_origin(request.scheme, request.headers.get("Host", ""))
+    if origin is not None and origin != own or request.headers.get("Sec-Fetch-Site", "same-origin") != "same-origin":
+        return web.Response(status=403, text="only the inspector page may clear its events\n",
+                            headers=_COMMON_HEADERS)
+    request.app[INSPECTOR].clear()
+    return web.Response(status=204, headers=_COMMON_HEADERS)
+
+
+# --- the page -----------------------------------------------------------------------------------
+
+
+class _Page:
+    """index.html with its style and script inlined once, and the CSP that pins them by hash."""
+
+    def __init__(self) -> None:
+        assets = resources.files("corsproxy.server") / "inspector_assets"
+        style = (assets / "inspector.css").read_text(encoding="utf-8")
+        script = (assets / "inspector.js").read_text(encoding="utf-8")
+        html = (assets / "index.html").read_text(encoding="utf-8")
+        self.body = (html.replace("<style></style>", f"<style>{style}</style>")
+                     .replace("<script></script>", f"<script>{script}</script>").encode())
+        self.csp = ("default-src 'none'; "
+                    f"script-src '{_sha256(script)}'; style-src '{_sha256(style)}'; "
+                    "connect-src 'self'; img-src 'self' data:; "
+                    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+def _sha256(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+PAGE = _Page()
