@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_problems(exc)
         return EXIT_USAGE
     except UsageError as exc:
-        print(f"corsproxy: {exc}", file=sys.stderr)
+        print(logs.error_line(str(exc)), file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -81,7 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_run_check)
 
     health = sub.add_parser("health", help="exit 0 when the proxy on this machine answers /__corsproxy/health")
-    health.add_argument("--url", help="default: http://127.0.0.1:$CORSPROXY_PORT (8080)/__corsproxy/health")
+    _add_config_flag(health)
+    health.add_argument("--port", type=int, help="default: found as serve finds it ($CORSPROXY_PORT, the config, 8080)")
+    health.add_argument("--url", help="default: the address serve would listen on, found as serve finds it "
+                                      "(-c/$CORSPROXY_CONFIG/./corsproxy.yaml/./config/, then $CORSPROXY_HOST/PORT)")
     health.add_argument("--timeout", type=float, default=3.0)
     health.set_defaults(run=_run_health)
 
@@ -180,6 +183,8 @@ def _run_check(args: argparse.Namespace) -> int:
     loaded = _load(args, _config_path(args))
     rows = config.route_rows(loaded)
     print(format_route_table(rows))
+    for row in rows:
+        print(f"\n{format_policy(row)}")
     for warning in loaded.warnings:
         print(f"warning: {warning}")
     print(f"ok: {len(rows)} route(s) from {len(loaded.files)} file(s)")
@@ -191,8 +196,8 @@ def _run_health(args: argparse.Namespace) -> int:
     """The container HEALTHCHECK: stdlib only, so the image needs no curl."""
     import urllib.request
 
-    url = args.url or f"http://127.0.0.1:{os.environ.get('CORSPROXY_PORT') or 8080}/__corsproxy/health"
-    request = urllib.request.Request(url, headers={"Host": "localhost"})
+    url, host_header = _health_target(args)
+    request = urllib.request.Request(url, headers={"Host": host_header})
     try:
         with urllib.request.urlopen(request, timeout=args.timeout) as response:
             healthy = response.status == 200 and b'"ok"' in response.read(200)
@@ -201,6 +206,35 @@ def _run_health(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     print(f"corsproxy health: {url}: {'ok' if healthy else 'unhealthy'}")
     return EXIT_OK if healthy else EXIT_FAILURE
+
+
+# A wildcard bind is reached on the loopback address of its family.
+_WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1"}
+
+
+def _health_target(args: argparse.Namespace) -> tuple[str, str]:
+    """(URL, Host header) of the health endpoint of the proxy `serve` would start here: the same
+    config lookup and the same flag > environment > file order for the address."""
+    if args.url:
+        return args.url, "localhost"
+    server = ServerSettings()
+    try:
+        server = config.load(resolve_config_path(args.config, os.environ, Path.cwd())).server
+    except (UsageError, ConfigError) as exc:
+        # The proxy may still be serving its last good config; the port is then env or default.
+        print(f"corsproxy health: no config to read the address from ({_first_line(exc)}); "
+              "using $CORSPROXY_HOST/$CORSPROXY_PORT or the defaults", file=sys.stderr)
+    server = resolve_listen(None, args.port, os.environ, server)
+    host = _WILDCARD_TO_LOOPBACK.get(server.host, server.host)
+    name = origins.page_host(host, server.port, server.allowed_hosts, server.allow_any_host)
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{server.port}/__corsproxy/health", f"{name}:{server.port}"
+
+
+def _first_line(exc: Exception) -> str:
+    if isinstance(exc, ConfigError):
+        return str(exc.problems[0]) if exc.problems else "invalid config"
+    return str(exc)
 
 
 def format_route_table(rows: list[dict]) -> str:
@@ -212,6 +246,17 @@ def format_route_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_policy(row: dict) -> str:
+    """A route's whole effective cors policy, one key a line, each with the file:line to change."""
+    lines = [f"route {row['prefix']} -> {row['upstream']} ({row['source']}):"]
+    width = max(len(key) for key in row["cors"])
+    values = {key: _cell(item["value"]) for key, item in row["cors"].items()}
+    value_width = max(len(value) for value in values.values())
+    for key, item in row["cors"].items():
+        lines.append(f"  {key.ljust(width)}  {values[key].ljust(value_width)}  {item['source']}")
+    return "\n".join(lines)
+
+
 def _cell(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value) or "-"
@@ -219,6 +264,10 @@ def _cell(value: object) -> str:
 
 
 def _print_problems(exc: ConfigError) -> None:
+    if logs.json_mode():  # serve --log-format json: one JSON object per problem
+        for problem in exc.problems:
+            print(logs.error_line(str(problem)), file=sys.stderr)
+        return
     count = len(exc.problems)
     print(f"corsproxy: the config has {count} problem{'s' if count != 1 else ''}:", file=sys.stderr)
     for problem in exc.problems:

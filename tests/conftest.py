@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import json
 import os
 import signal
 import sys
@@ -141,7 +142,7 @@ class Proxy:
     pid at the end of the test whatever happens."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process, self.url = process, ""
+        self.process, self.url, self.ready = process, "", ""
         self.stdout, self.stderr = Output(process.stdout), Output(process.stderr)
 
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
@@ -162,6 +163,10 @@ async def spawn():
             line = (await proxy.stdout.until(b"\n", 30)).decode().strip()
         except AssertionError:  # it exited or stayed silent: its stderr says why
             line = "(no ready line)"
+        proxy.ready = line
+        if line.startswith("{") and '"listening"' in line:  # --log-format json
+            proxy.url = json.loads(line)["url"]
+            return proxy
         if not line.startswith("corsproxy listening on "):
             await stop_process(process, "corsproxy serve", signal.SIGKILL)
             raise AssertionError(f"corsproxy did not start: {line}\n{(await proxy.stderr.finished()).decode()}")

@@ -38,14 +38,31 @@ routes:
 
 
 async def test_ready_line_names_the_real_port_and_sigterm_exits_0(spawn, upstream, tmp_path):
-    """With --port 0 the ready line names the port the kernel chose; SIGTERM exits 0."""
+    """With --port 0 the ready line names the port the kernel chose, under the host name a page
+    on localhost must call (not 127.0.0.1, another site); SIGTERM exits 0."""
     proxy = await spawn("serve", "-c", str(write_config(tmp_path, upstream.port)), "--port", "0")
-    assert proxy.url.startswith("http://127.0.0.1:") and not proxy.url.endswith(":0")
+    assert proxy.url.startswith("http://localhost:") and not proxy.url.endswith(":0")
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{proxy.url}/api/x", headers={"Origin": "http://localhost:3000"}) as r:
             assert r.status == 200
             assert r.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
     assert await proxy.stop() == 0
+    port = proxy.url.rsplit(":", 1)[1]
+    assert f"bound=http://127.0.0.1:{port}" in (await proxy.stderr.finished()).decode()
+
+
+async def test_ready_line_keeps_the_bind_host_when_localhost_is_not_allowed(spawn, upstream, tmp_path):
+    """With localhost outside server.allowed_hosts the ready line names the bind address, which
+    the proxy does answer."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"server: {{allowed_hosts: [127.0.0.1]}}\n"
+                      f"routes: [{{prefix: /api, upstream: 'http://127.0.0.1:{upstream.port}/v1'}}]\n")
+    proxy = await spawn("-c", str(config), "--port", "0")
+    assert proxy.url.startswith("http://127.0.0.1:")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{proxy.url}/__corsproxy/health") as r:
+            assert r.status == 200
+    await proxy.stop()
 
 
 async def test_ipv6_ready_line_is_bracketed(spawn, upstream, tmp_path):
@@ -62,10 +79,10 @@ async def test_env_port_and_flag_precedence(spawn, upstream, tmp_path, unused_tc
     """$CORSPROXY_PORT overrides the file; --port overrides the environment."""
     config = str(write_config(tmp_path, upstream.port))
     proxy = await spawn("-c", config, env={"CORSPROXY_PORT": str(unused_tcp_port)})
-    assert proxy.url == f"http://127.0.0.1:{unused_tcp_port}"
+    assert proxy.url == f"http://localhost:{unused_tcp_port}"
     await proxy.stop()
     proxy = await spawn("-c", config, "--port", "0", env={"CORSPROXY_PORT": str(unused_tcp_port)})
-    assert proxy.url != f"http://127.0.0.1:{unused_tcp_port}"
+    assert proxy.url != f"http://localhost:{unused_tcp_port}"
     await proxy.stop()
 
 
@@ -137,6 +154,29 @@ def test_check_prints_the_route_table_with_sources():
     assert "http://localhost:8080, not http://127.0.0.1:8080" in result.stdout
 
 
+def test_check_shows_each_route_s_whole_policy_with_sources(tmp_path):
+    """`check` prints every cors key of each route, its effective value and the file:line that
+    sets it (the route's line for a built-in default)."""
+    path = tmp_path / "c.yaml"
+    path.write_text("cors:\n  allow_origins: [http://localhost:5173]\n"
+                    "routes:\n  - prefix: /api\n    upstream: http://127.0.0.1:9\n"
+                    "    cors: {allow_headers: [X-Api-Key], max_age: 5}\n")
+    result = run_cli("check", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    block = result.stdout.split(f"route /api -> http://127.0.0.1:9 ({path}:4):\n", 1)[1]
+    rows = [line.split() for line in block.splitlines()[:8]]
+    assert rows == [
+        ["allow_origins", "http://localhost:5173", f"{path}:2"],
+        ["allow_origin_regex", "-", f"{path}:4"],
+        ["allow_methods", "GET,", "HEAD,", "POST,", "PUT,", "PATCH,", "DELETE", f"{path}:4"],
+        ["allow_headers", "x-api-key", f"{path}:6"],
+        ["expose_headers", "-", f"{path}:4"],
+        ["allow_credentials", "false", f"{path}:4"],
+        ["max_age", "5", f"{path}:6"],
+        ["allow_private_network", "false", f"{path}:4"],
+    ]
+
+
 def test_check_refuses_wildcard_with_credentials(tmp_path):
     """`check` exits 2 naming file and line for ["*"] with credentials, without a traceback."""
     bad = tmp_path / "team.yaml"
@@ -180,15 +220,50 @@ def test_bad_env_port_exits_2(tmp_path):
     assert result.returncode == 2 and "CORSPROXY_PORT" in result.stderr
 
 
-def test_port_in_use_exits_1(tmp_path):
-    """A port that cannot be bound is a runtime failure (exit 1) with a message."""
-    import socket
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_port_in_use_exits_1_and_suggests_another_port(tmp_path, workers):
+    """A port in use is a runtime failure (exit 1) whose message says how to get past it."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_cli("-c", "config/", "--port", str(port))
-    assert result.returncode == 1 and "cannot listen" in result.stderr
+        result = run_cli("-c", "config/", "--port", str(port), "--workers", workers)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"corsproxy: cannot listen on http://127.0.0.1:{port}: Address already in use; another program "
+        f"(perhaps another corsproxy) uses port {port}: stop it, or choose another port with --port N "
+        "(--port 0 picks a free one)")
+
+
+async def test_json_log_format_makes_every_line_json(spawn, upstream, tmp_path):
+    """With --log-format json every line on stdout and stderr is a JSON object, the ready line
+    included (event `listening`, with `url`), and so is a start-up failure."""
+    import json
+    proxy = await spawn("-c", str(write_config(tmp_path, upstream.port)), "--port", "0", "--log-format", "json")
+    ready = json.loads(proxy.ready)
+    assert ready["event"] == "listening" and ready["url"] == proxy.url
+    assert proxy.url.startswith("http://localhost:")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{proxy.url}/api/x", headers={"Origin": "http://localhost:3000"}) as r:
+            assert r.status == 200
+    await proxy.stop()
+    stdout = (await proxy.stdout.finished()).decode().splitlines()
+    stderr = (await proxy.stderr.finished()).decode().splitlines()
+    assert stdout == [proxy.ready] and len(stderr) >= 5
+    assert all(isinstance(json.loads(line), dict) for line in stdout + stderr), stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        failed = run_cli("-c", str(tmp_path / "corsproxy.yaml"), "--port", str(taken.getsockname()[1]),
+                         env={"CORSPROXY_LOG_FORMAT": "json"})
+    (line,) = failed.stderr.splitlines()
+    assert json.loads(line)["event"] == "error" and "--port 0" in json.loads(line)["message"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("routes:\n  - prefix: api\n    upstream: nope\n")
+    failed = run_cli("-c", str(bad), "--log-format", "json")
+    assert failed.returncode == 2 and failed.stdout == ""
+    messages = [json.loads(line)["message"] for line in failed.stderr.splitlines()]
+    assert len(messages) == 2 and all(m.startswith(f"{bad}:") for m in messages)
 
 
 async def test_quick_start_without_yaml(spawn, upstream):
@@ -309,3 +384,37 @@ async def test_quick_start_flags_set_headers_methods_and_expose(spawn, upstream)
     banner = (await proxy.stderr.finished()).decode()
     assert "headers='content-type, x-api-key, the CORS-safelisted ones'" in banner
     assert "methods='GET, PURGE'" in banner and "expose='X-Total-Count, ETag'" in banner
+
+
+async def test_health_finds_the_port_as_serve_does(spawn, upstream, tmp_path, unused_tcp_port):
+    """`corsproxy health` reads the address from the config serve would use (./corsproxy.yaml here,
+    with server.port set and no $CORSPROXY_PORT), so the check hits the running proxy."""
+    (tmp_path / "corsproxy.yaml").write_text(
+        f"server: {{port: {unused_tcp_port}}}\n"
+        f"routes: [{{prefix: /api, upstream: 'http://127.0.0.1:{upstream.port}/v1'}}]\n")
+    env = {"CORSPROXY_PORT": "", "CORSPROXY_CONFIG": ""}
+    proxy = await spawn(env=env, cwd=tmp_path)
+    assert proxy.url == f"http://localhost:{unused_tcp_port}"
+    health = await asyncio.to_thread(run_cli, "health", cwd=tmp_path, env=env)
+    assert health.returncode == 0, health.stderr
+    assert health.stdout.strip() == f"corsproxy health: http://127.0.0.1:{unused_tcp_port}/__corsproxy/health: ok"
+    other = await asyncio.to_thread(run_cli, "health", "--port", "1", cwd=tmp_path, env=env)
+    assert other.returncode == 1   # --port overrides the file, as for serve
+    await proxy.stop()
+
+
+async def test_start_up_names_an_upstream_that_does_not_listen(spawn, upstream, tmp_path):
+    """At start the log names each upstream that refuses connections (its routes will answer
+    502), and only those: the bundled config/ without the demo API is not a silent trap."""
+    with socket.socket() as holder:     # bound, never listening: connections are refused
+        holder.bind(("127.0.0.1", 0))
+        dead = holder.getsockname()[1]
+        config = tmp_path / "c.yaml"
+        config.write_text(f"routes:\n  - {{prefix: /api, upstream: 'http://127.0.0.1:{upstream.port}/v1'}}\n"
+                          f"  - {{prefix: /down, upstream: 'http://127.0.0.1:{dead}'}}\n")
+        proxy = await spawn("-c", str(config), "--port", "0")
+        line = (await proxy.stderr.until(b"upstream not reachable", 10)).decode()
+        await proxy.stop()
+    rest = (await proxy.stderr.finished()).decode()
+    warned = [text for text in rest.splitlines() if "upstream not reachable" in text]
+    assert len(warned) == 1 and "routes=['/down']" in warned[0] and f":{dead}" in warned[0], line

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from corsproxy import config as config_module
 
@@ -118,7 +119,10 @@ def test_the_entrypoint_runs_as_the_container_would(wheel_venv, unused_tcp_port_
     process = subprocess.Popen(IMAGE.command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                cwd="/")
     try:
-        assert process.stdout.readline().strip() == f"corsproxy listening on http://0.0.0.0:{port}"
+        ready = json.loads(process.stdout.readline())  # the image logs JSON: the ready line too
+        # Bound to every interface; the host's browser reaches the published port as localhost.
+        assert (ready["event"], ready["url"], ready["bound"]) == (
+            "listening", f"http://localhost:{port}", f"http://0.0.0.0:{port}")
         health = subprocess.run(IMAGE.healthcheck, env=env, capture_output=True, text=True, timeout=30)
         assert health.returncode == 0, health.stderr
         process.send_signal(signal.SIGTERM)
@@ -129,7 +133,7 @@ def test_the_entrypoint_runs_as_the_container_would(wheel_venv, unused_tcp_port_
             process.wait()
     log_lines = [line for line in process.stderr.read().splitlines() if line.strip()]
     entries = [json.loads(line) for line in log_lines]      # every line is JSON
-    assert any(e.get("event") == "listening" and e.get("url") == f"http://0.0.0.0:{port}" for e in entries)
+    assert any(e.get("event") == "listening" and e.get("bound") == f"http://0.0.0.0:{port}" for e in entries)
     assert any(e.get("path") == "/__corsproxy/health" and e.get("status") == 200 for e in entries)
     after = subprocess.run(IMAGE.healthcheck, env=env, capture_output=True, text=True, timeout=30)
     assert after.returncode == 1
@@ -140,3 +144,19 @@ def test_compose_example_config_is_valid():
     loaded = config_module.load(ROOT / "examples/compose/config", env={"ORDERS_TOKEN": "t"})
     assert ("corsproxy", None) in loaded.server.allowed_hosts
     assert [r.prefix for r in loaded.routes] == ["/api"]
+
+
+def test_compose_example_publishes_on_loopback_and_starts_in_order():
+    """examples/compose publishes every port on 127.0.0.1 only (the proxy injects a token and
+    forwards Origin-less requests), has healthchecks, and starts each service once the one it
+    calls is healthy; README says why. (No Docker engine here: judged from the file.)"""
+    compose = yaml.safe_load((ROOT / "examples/compose/docker-compose.yml").read_text())
+    services = compose["services"]
+    published = [port for service in services.values() for port in service.get("ports", [])]
+    assert published and all(str(port).startswith("127.0.0.1:") for port in published), published
+    assert services["corsproxy"]["healthcheck"]["test"] == ["CMD", "corsproxy", "health"]
+    assert "healthcheck" in services["api"]
+    assert services["corsproxy"]["depends_on"] == {"api": {"condition": "service_healthy"}}
+    assert services["frontend"]["depends_on"] == {"corsproxy": {"condition": "service_healthy"}}
+    readme = (ROOT / "README.md").read_text()
+    assert '"127.0.0.1:8080:8080"' in readme and "anyone on your network" in readme

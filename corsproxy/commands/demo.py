@@ -120,10 +120,19 @@ async def _page(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
 
 
+async def _favicon(request: web.Request) -> web.Response:
+    # Browsers ask for /favicon.ico whatever the page links; a 404 there would sit in the
+    # console next to the CORS messages the demo is about.
+    return web.Response(body=(ASSETS / "favicon.svg").read_bytes(), content_type="image/svg+xml",
+                        headers={"Cache-Control": "max-age=86400"})
+
+
 def make_page(settings: PageSettings) -> web.Application:
     app = web.Application()
     app[PAGE] = settings
     app.router.add_get("/", _page)
+    app.router.add_get("/favicon.ico", _favicon)
+    app.router.add_get("/favicon.svg", _favicon)
     return app
 
 
@@ -168,7 +177,7 @@ async def _demo(proxy_port: int, api_port: int, page_port: int) -> int:
         runners.append(page_runner)
         config = demo_config(page_port=page_port, api_port=api_port, proxy_port=proxy_port)
 
-        def ready(url: str) -> None:
+        def ready(url: str, _bound: str) -> None:
             settings.proxy_port = int(url.rsplit(":", 1)[1])
             page_url = f"http://{PAGE_NAME}:{page_port}/"
             print(f"corsproxy demo ready: page {page_url}  api http://{HOST}:{api_port}/  "

@@ -201,6 +201,20 @@ def matches_any_origin(regex: re.Pattern[str]) -> str | None:
     return None
 
 
+# Binds a browser on this machine reaches as `localhost` (0.0.0.0 and :: include loopback).
+_LOCALHOST_BINDS = frozenset({"127.0.0.1", "0.0.0.0", "::", "localhost"})
+
+
+def page_host(bind_host: str, port: int, allowed: tuple[tuple[str, int | None], ...],
+              allow_any: bool) -> str:
+    """The host name a page should call the proxy by: `localhost` for a loopback or wildcard bind
+    (the name dev servers are opened with; 127.0.0.1 is another site and loses cookies), unless
+    the Host allowlist would refuse it; else the bind host (IPv6 bracketed)."""
+    if bind_host in _LOCALHOST_BINDS and host_allowed(allowed, allow_any, f"localhost:{port}"):
+        return "localhost"
+    return f"[{bind_host}]" if ":" in bind_host else bind_host
+
+
 def same_host_advice(port: int) -> str:
     """What a user must know before their first cookie goes missing (Chromium, seen on 156)."""
     return (f"call the proxy with the page's own host name: a page on http://localhost:<port> must use "

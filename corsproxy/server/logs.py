@@ -7,13 +7,21 @@ so a JSON log stays one JSON object per line.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from datetime import datetime, timezone
 
 import structlog
 
 LEVELS = ("debug", "info", "warning", "error")
+READY_PREFIX = "corsproxy listening on "
 _info_enabled = True
+_json = False
+
+
+def json_mode() -> bool:
+    return _json
 
 
 def info_enabled() -> bool:
@@ -22,7 +30,8 @@ def info_enabled() -> bool:
 
 
 def configure(log_format: str = "console", level: str = "info") -> None:
-    global _info_enabled
+    global _info_enabled, _json
+    _json = log_format == "json"
     _info_enabled = logging.getLevelName(level.upper()) <= logging.INFO
     shared: list[structlog.typing.Processor] = [
         structlog.processors.add_log_level,
@@ -51,3 +60,22 @@ def configure(log_format: str = "console", level: str = "info") -> None:
 
 def get_logger() -> structlog.typing.FilteringBoundLogger:
     return structlog.get_logger("corsproxy")
+
+
+def ready_line(url: str, bound: str, workers: int = 1) -> str:
+    """The one line `serve` prints on stdout when it is ready, naming the URL a page should call
+    (`bound` is the socket's own address); with --log-format json, a JSON object like every
+    other line (event `listening`, with `url`)."""
+    if _json:
+        return _json_line("info", "listening", url=url, bound=bound, workers=workers)
+    return READY_PREFIX + url + (f" ({workers} workers)" if workers > 1 else "")
+
+
+def error_line(message: str) -> str:
+    """A message for a user's mistake or a failure to start, as plain text or a JSON object."""
+    return _json_line("error", "error", message=message) if _json else f"corsproxy: {message}"
+
+
+def _json_line(level: str, event: str, **fields: object) -> str:
+    stamp = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return json.dumps({"event": event, **fields, "level": level, "timestamp": stamp})

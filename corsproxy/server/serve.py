@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import signal
 import socket
 import sys
@@ -11,8 +13,9 @@ from collections.abc import Callable
 from aiohttp import web
 
 from corsproxy.config.loader import policy_values
-from corsproxy.model import Config, CorsPolicy
-from corsproxy.policy.origins import same_host_advice
+from corsproxy.model import Config, CorsPolicy, ServerSettings
+from corsproxy.policy.origins import page_host, same_host_advice
+from corsproxy.server import logs
 from corsproxy.server.app import STATE, build_app
 from corsproxy.server.logs import get_logger
 from corsproxy.server.reload import ConfigSource, Reloader
@@ -31,7 +34,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def run(config: Config, *, grace: float = DEFAULT_GRACE, source: ConfigSource | None = None,
-        ready: Callable[[str], None] | None = None, reuse_port: bool = False) -> int:
+        ready: Callable[[str, str], None] | None = None, reuse_port: bool = False) -> int:
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(serve(config, grace=grace, source=source, ready=ready or _print_ready,
                                 reuse_port=reuse_port))
@@ -41,8 +44,27 @@ def display_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def page_url(server: ServerSettings, host: str, port: int) -> str:
+    """The proxy's URL as a page should call it (see origins.page_host)."""
+    return f"http://{page_host(host, port, server.allowed_hosts, server.allow_any_host)}:{port}"
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """Why the socket could not be bound, and the flag that gets past it."""
+    why = os.strerror(exc.errno) if exc.errno else str(exc)   # uvloop words it differently
+    text = f"cannot listen on {display_url(host, port)}: {why}"
+    if exc.errno == errno.EADDRINUSE:
+        return (text + f"; another program (perhaps another corsproxy) uses port {port}: stop it, "
+                "or choose another port with --port N (--port 0 picks a free one)")
+    if exc.errno == errno.EACCES and 0 < port < 1024:
+        return text + "; ports below 1024 need privileges: choose one above, e.g. --port 8080"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return text + f"; {host} is not an address of this machine: choose another with --host"
+    return text
+
+
 async def serve(config: Config, *, grace: float, source: ConfigSource | None,
-                ready: Callable[[str], None], reuse_port: bool = False) -> int:
+                ready: Callable[[str, str], None], reuse_port: bool = False) -> int:
     app = build_app(config)
     # handler_cancellation: a client that goes away cancels its handler, which closes the
     # upstream request too (an idle SSE stream must not keep its upstream open forever).
@@ -54,11 +76,11 @@ async def serve(config: Config, *, grace: float, source: ConfigSource | None,
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        print(f"corsproxy: cannot listen on {display_url(server.host, server.port)}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(logs.error_line(cannot_listen(server.host, server.port, exc)), file=sys.stderr)
         return 1
     host, port = _bound_address(site)
-    url = display_url(host, port)
+    bound = display_url(host, port)
+    url = page_url(server, host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # The handlers stay installed until cleanup ends, so a second signal during the grace
@@ -67,8 +89,10 @@ async def serve(config: Config, *, grace: float, source: ConfigSource | None,
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     background = _start_reloading(app, source, loop) if source else []
-    _log_banner(config, url, port)
-    ready(url)
+    _log_banner(config, url, bound, port)
+    ready(url, bound)
+    if not reuse_port:  # one worker of many would only repeat it
+        background.append(asyncio.create_task(_warn_unreachable(config)))
     try:
         await stop.wait()
         get_logger().info("stopping", grace_seconds=grace)
@@ -80,6 +104,33 @@ async def serve(config: Config, *, grace: float, source: ConfigSource | None,
             loop.remove_signal_handler(sig)
     get_logger().info("stopped")
     return 0
+
+
+UPSTREAM_CHECK_SECONDS = 3.0
+DEMO_API = ("127.0.0.1", 9000)
+
+
+async def _warn_unreachable(config: Config) -> None:
+    """Once at start, say which upstreams do not accept a connection yet: the routes to them
+    answer 502 until they do (the bundled config/ expects `corsproxy demo`'s API, say)."""
+    targets: dict[tuple[str, int, str], list[str]] = {}
+    for route in config.routes:
+        upstream = route.upstream
+        targets.setdefault((upstream.host, upstream.port, upstream.origin), []).append(route.prefix)
+
+    async def check(host: str, port: int, origin: str, prefixes: list[str]) -> None:
+        try:
+            async with asyncio.timeout(UPSTREAM_CHECK_SECONDS):
+                _, writer = await asyncio.open_connection(host, port)
+            writer.close()
+        except (OSError, TimeoutError) as exc:
+            fix = "requests to these routes answer 502 until it listens: start it, or change the route's upstream"
+            if (host, port) == DEMO_API:
+                fix += " (the bundled config/ expects the API of `corsproxy demo` there)"
+            get_logger().warning("upstream not reachable", upstream=origin, routes=prefixes, fix=fix,
+                                 why=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+    await asyncio.gather(*(check(*target, prefixes) for target, prefixes in targets.items()))
 
 
 def _start_reloading(app: web.Application, source: ConfigSource,
@@ -101,13 +152,13 @@ def _bound_address(site: web.TCPSite) -> tuple[str, int]:
     return host, port
 
 
-def _print_ready(url: str) -> None:
-    print(f"corsproxy listening on {url}", flush=True)
+def _print_ready(url: str, bound: str) -> None:
+    print(logs.ready_line(url, bound), flush=True)
 
 
-def _log_banner(config: Config, url: str, port: int) -> None:
+def _log_banner(config: Config, url: str, bound: str, port: int) -> None:
     log = get_logger()
-    log.info("listening", url=url, files=list(config.files))
+    log.info("listening", url=url, bound=bound, files=list(config.files))
     log.info("tip", why=same_host_advice(port))
     if config.server.inspector_size:
         log.info("inspector", url=f"{url}/__corsproxy/", keeps=config.server.inspector_size)

@@ -16,7 +16,7 @@ import socket
 import sys
 
 from corsproxy.model import Config
-from corsproxy.server import serve
+from corsproxy.server import logs, serve
 from corsproxy.server.reload import ConfigSource
 
 READY_TIMEOUT = 30.0
@@ -37,9 +37,11 @@ def run(config: Config, *, workers: int, grace: float, source: ConfigSource | No
     if started < workers:
         _signal_all(children, signal.SIGTERM)
         _reap(children)
-        print(f"corsproxy: only {started} of {workers} workers started", file=sys.stderr)
+        print(logs.error_line(f"only {started} of {workers} workers started"), file=sys.stderr)
         return 1
-    print(f"corsproxy listening on {serve.display_url(config.server.host, port)} ({workers} workers)", flush=True)
+    host = config.server.host
+    print(logs.ready_line(serve.page_url(config.server, host, port), serve.display_url(host, port), workers),
+          flush=True)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda signum, _frame: _signal_all(children, signum))
     return max(_reap(children))
@@ -53,7 +55,7 @@ def _reserve(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        print(f"corsproxy: cannot listen on {serve.display_url(host, port)}: {exc.strerror or exc}", file=sys.stderr)
+        print(logs.error_line(serve.cannot_listen(host, port, exc)), file=sys.stderr)
         raise SystemExit(1) from None
     return sock
 
@@ -67,7 +69,7 @@ def _fork_worker(config: Config, grace: float, source: ConfigSource | None,
     code = 1
     try:
         code = serve.run(config, grace=grace, source=source, reuse_port=True,
-                         ready=lambda _url: os.write(ready_write, b"."))
+                         ready=lambda _url, _bound: os.write(ready_write, b"."))
     finally:
         os._exit(code)  # never run the parent's cleanup in a child
 

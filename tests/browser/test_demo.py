@@ -23,6 +23,8 @@ async def test_demo_page_shows_the_problem_and_the_fix(browser, tmp_path):
         assert demo.page.startswith("http://localhost:")
         page_origin = demo.page.rstrip("/")
         page = await context.new_page()
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
         await page.goto(demo.page)
 
         await page.click("#direct")
@@ -41,6 +43,8 @@ async def test_demo_page_shows_the_problem_and_the_fix(browser, tmp_path):
         assert f"access-control-allow-origin: {page_origin}" in proxied
         assert "x-request-id: demo-" in proxied
         assert "vary: Origin" in proxied
+        # Only the CORS error the demo is about, no 404 (a favicon) beside it.
+        assert not [text for text in console if "status of 404" in text], console
 
         if os.environ.get("SCREENSHOTS_DIR"):
             target = Path(os.environ["SCREENSHOTS_DIR"])

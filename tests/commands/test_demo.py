@@ -53,6 +53,10 @@ async def test_serves_api_proxy_and_page_then_stops_cleanly(tmp_path, sig):
         async with aiohttp.ClientSession() as session:
             async with session.get(started.page) as r:
                 assert r.status == 200 and "Call it through corsproxy" in await r.text()
+            for icon in ("favicon.ico", "favicon.svg"):  # no 404 beside the CORS messages
+                async with session.get(started.page + icon) as r:
+                    assert r.status == 200 and r.content_type == "image/svg+xml"
+                    assert (await r.read()).startswith(b"<svg")
             async with session.get(started.api + "orders", headers={"Origin": origin}) as r:
                 assert r.status == 200
                 assert not [h for h in r.headers if h.lower().startswith("access-control-")]

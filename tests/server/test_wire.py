@@ -465,6 +465,10 @@ async def test_routes_endpoint_hides_secret_values(make_proxy):
     routes = json.loads(text)["routes"]
     assert routes[0]["prefix"] == "/api" and "Authorization" in json.dumps(routes[0])
     assert routes[0]["source"].endswith("corsproxy.yaml:3")
+    # The whole effective policy, each value with the line to change (the route's, for a default).
+    assert set(routes[0]["cors"]) == {"allow_origins", "allow_origin_regex", "allow_methods", "allow_headers",
+                                      "expose_headers", "allow_credentials", "max_age", "allow_private_network"}
+    assert routes[0]["cors"]["max_age"] == {"value": 600, "source": routes[0]["source"]}
 
 
 async def test_builtins_are_never_forwarded(make_proxy, received):
