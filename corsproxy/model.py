@@ -145,6 +145,8 @@ class RequestFacts:
     request_headers: tuple[str, ...] = ()         # Access-Control-Request-Headers, lower-case, as listed
     request_private_network: bool = False         # Access-Control-Request-Private-Network: true
     proxy_origin: str | None = None               # "http://" + Host of the request, for same-origin
+    fetch_site: str | None = None                 # Sec-Fetch-Site, lower-case; None when absent
+    referer_origin: str | None = None             # the origin of the Referer, None when absent/unusable
 
     @property
     def is_preflight(self) -> bool:

@@ -117,8 +117,7 @@ def actual(policy: CorsPolicy, facts: RequestFacts) -> Decision:
     vary = _vary_header(vary_tokens(policy, preflight=False))
     origin = facts.origin
     if origin is None:
-        # No Origin: not a CORS request (curl, a server); Vary still keeps caches honest.
-        return Decision(True, "no-origin", vary)
+        return _without_origin(policy, facts, vary)
     if facts.proxy_origin is not None and origin == facts.proxy_origin:
         # Same-origin: the browser runs no CORS check, so no CORS headers are needed.
         return Decision(True, "same-origin", vary)
@@ -128,6 +127,32 @@ def actual(policy: CorsPolicy, facts: RequestFacts) -> Decision:
     if policy.expose_headers:
         headers.append(("Access-Control-Expose-Headers", ", ".join(policy.expose_headers)))
     return Decision(True, "cors", tuple(headers) + vary)
+
+
+# Fetch Metadata (W3C "Fetch Metadata Request Headers" §2.1): a request the user started
+# ("none", typed or bookmarked) or the proxy's own origin made. Any other value, or one we do
+# not know, is another site's (same-site is another port of localhost: still another origin).
+_OWN_FETCH_SITES = {"same-origin": "same-origin", "none": "no-origin"}
+
+
+def _without_origin(policy: CorsPolicy, facts: RequestFacts, vary) -> Decision:
+    """A request without Origin: curl and servers send no Sec-Fetch-Site and pass as before.
+
+    A browser sends no Origin on <img>, <script>, no-cors fetch GET/HEAD and navigations, but
+    always Sec-Fetch-Site: such a request from another site would spend the headers the proxy
+    injects (and a <script> reads the answer), so it passes only when its initiator, the
+    Referer's origin, is allowed by the policy (Fetch Metadata resource isolation).
+    """
+    if facts.fetch_site is None:
+        # Not a browser (curl, a server); Vary still keeps caches honest.
+        return Decision(True, "no-origin", vary)
+    own = _OWN_FETCH_SITES.get(facts.fetch_site)
+    if own is not None:
+        return Decision(True, own, vary)
+    initiator = facts.referer_origin
+    if initiator is not None and origin_allowed(policy, initiator):
+        return Decision(True, "no-origin", vary)
+    return _refusal(vary, [_initiator_refusal(policy, facts)], 403)
 
 
 # --- one check each: None when it passes, else the refusal --------------------------------------
@@ -221,6 +246,22 @@ def header_safe(text: str) -> str:
     header name comes from the request and may hold any byte)."""
     escaped = text.encode("ascii", "backslashreplace").decode("ascii")
     return "".join(c if " " <= c <= "~" else f"\\x{ord(c):02x}" for c in escaped)
+
+
+def _initiator_refusal(policy: CorsPolicy, facts: RequestFacts) -> _Refusal:
+    why = ("an <img>, <script>, no-cors fetch() or navigation from another site must not spend "
+           "the headers the proxy injects")
+    site = f"Sec-Fetch-Site: {facts.fetch_site[:40]}"
+    if facts.referer_origin is None:
+        return _Refusal(
+            f"a browser request without Origin ({site}) names no page it came from (no usable "
+            f"Referer), so {policy.scope} cannot tell it from another site's; {why}; call it with "
+            "fetch() in cors mode, or keep the page's referrerpolicy at its default")
+    where = policy.source_of("allow_origins")
+    return _Refusal(
+        f"a browser request without Origin ({site}) came from page origin "
+        f"'{facts.referer_origin}' (its Referer), which is not allowed by {policy.scope} "
+        f"({where}); {why}; add that origin to allow_origins if the page is yours", where)
 
 
 # --- response pieces ----------------------------------------------------------------------------

@@ -149,6 +149,21 @@ def own_origin(scheme: str, host_header: str) -> str | None:
     return _serialise(_HTTP_SCHEME.get(scheme, scheme), *parsed)
 
 
+def referer_origin(referer: str | None) -> str | None:
+    """The origin of a ``Referer`` URL, serialised as an Origin header would be; None when
+    absent, too long, not http(s) or malformed (Fetch §4.3 "determine request's Referrer":
+    browsers send an absolute URL without credentials or fragment)."""
+    if referer is None or len(referer) > MAX_ORIGIN_LENGTH * 8:
+        return None
+    scheme, sep, rest = referer.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in _DEFAULT_PORTS:
+        return None
+    authority, _ = _split_authority(rest)
+    parsed = None if "@" in authority else _parse_host_header(authority)
+    return None if parsed is None else _serialise(scheme, *parsed)
+
+
 def _parse_host_header(value: str | None) -> tuple[str, int | None] | None:
     """parse_host for a Host header: None when absent or malformed, or an unbracketed IPv6
     address (RFC 9110 §7.2 uses RFC 3986's uri-host, where an IPv6 literal is bracketed)."""

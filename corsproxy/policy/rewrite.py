@@ -54,14 +54,19 @@ def client_response_headers(
     """The upstream's response headers as the client gets them, with the proxy's CORS headers.
 
     Upstream ``Access-Control-*`` headers are removed (the proxy's own replace them); all
-    ``Vary`` headers become one, where the first upstream ``Vary`` was.
+    ``Vary`` headers become one, where the first upstream ``Vary`` was. ``nosniff`` is added
+    unless the upstream sent X-Content-Type-Options: a JSON answer must never run as the
+    script or style a foreign page loads with <script src> (Fetch §3.5 "should response to
+    request be blocked due to nosniff").
     """
     dropped = HOP_BY_HOP | _connection_names(headers)
     out: list[tuple[str, str]] = []
     vary_at: int | None = None
     vary: list[str] = []
+    sniff_guard = False
     for name, value in headers:
         lower = name.lower()
+        sniff_guard = sniff_guard or lower == "x-content-type-options"
         if lower in dropped or lower.startswith("access-control-"):
             continue
         if lower == "vary":
@@ -79,6 +84,8 @@ def client_response_headers(
     if merged:
         out.insert(len(out) if vary_at is None else vary_at, ("Vary", merged))
     out += ((name, value) for name, value in cors_headers if name.lower() != "vary")
+    if not sniff_guard:
+        out.append(("X-Content-Type-Options", "nosniff"))
     return out
 
 

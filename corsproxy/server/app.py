@@ -226,13 +226,17 @@ def _framing_problem(request: web.BaseRequest) -> str | None:
 def _facts(request: web.BaseRequest, host: str | None) -> RequestFacts:
     headers = request.headers
     asked = headers.get("Access-Control-Request-Headers")
+    origin, site = headers.get("Origin"), headers.get("Sec-Fetch-Site")
     return RequestFacts(
         method=request.method,
-        origin=headers.get("Origin"),
+        origin=origin,
         request_method=headers.get("Access-Control-Request-Method"),
         request_headers=tuple(h.strip().lower() for h in asked.split(",") if h.strip()) if asked else (),
         request_private_network=headers.get("Access-Control-Request-Private-Network", "").lower() == "true",
         proxy_origin=origins.own_origin(request.scheme, host) if host else None,
+        fetch_site=None if site is None else site.lower(),
+        # Only a browser request without Origin is judged by its Referer.
+        referer_origin=origins.referer_origin(headers.get("Referer")) if origin is None and site else None,
     )
 
 

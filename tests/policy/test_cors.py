@@ -402,6 +402,42 @@ def test_actual_refusal_reason() -> None:
     )
 
 
+NO_ORIGIN_ROWS = [
+    row("curl-no-fetch-metadata-forwarded", None, None, (True, "no-origin")),
+    row("same-origin-fetch-metadata", "same-origin", None, (True, "same-origin")),
+    row("typed-by-the-user", "none", None, (True, "no-origin")),
+    row("cross-site-from-allowed-page", "cross-site", LOCAL, (True, "no-origin")),
+    row("same-site-from-allowed-page", "same-site", APP, (True, "no-origin")),
+    row("cross-site-img-script-refused", "cross-site", "http://attacker.test:8000", (False, "refused")),
+    row("same-site-other-port-refused", "same-site", "http://localhost:5173", (False, "refused")),
+    row("cross-site-without-referer-refused", "cross-site", None, (False, "refused")),
+    row("proxy-own-origin-in-referer-is-not-same-origin", "cross-site", "http://localhost:8080",
+        (False, "refused")),
+    row("unknown-fetch-site-value-refused", "weird", None, (False, "refused")),
+]
+
+
+@pytest.mark.parametrize(("fetch_site", "referer_origin", "outcome"), NO_ORIGIN_ROWS)
+def test_browser_request_without_origin(fetch_site, referer_origin, outcome) -> None:
+    """Without Origin, Sec-Fetch-Site marks a browser's request: forwarded only when it is the
+    user's or same-origin, or its Referer's origin is allowed; never a CORS header."""
+    facts = RequestFacts(method="GET", origin=None, proxy_origin="http://localhost:8080",
+                         fetch_site=fetch_site, referer_origin=referer_origin)
+    decision = actual(make_policy(), facts)
+    assert (decision.allowed, decision.kind) == outcome
+    assert allow_headers_sent(decision) == []
+    assert decision.status == (None if decision.allowed else 403)
+
+
+def test_foreign_initiator_refusal_names_origin_and_line() -> None:
+    """The refusal of a foreign <img>/<script> names the page's origin and the allow_origins line."""
+    facts = RequestFacts(method="GET", origin=None, fetch_site="cross-site",
+                         referer_origin="http://attacker.test:8000")
+    (reason,) = actual(make_policy(), facts).reasons
+    assert "'http://attacker.test:8000'" in reason and "config/orders.yaml:7" in reason
+    assert "Sec-Fetch-Site: cross-site" in reason
+
+
 def test_same_origin_needs_a_proxy_origin() -> None:
     """Without a proxy origin nothing is same-origin, so the policy judges."""
     facts = RequestFacts(method="GET", origin="http://localhost:8080", proxy_origin=None)

@@ -10,6 +10,7 @@ from corsproxy.policy.origins import (
     normalise_origin,
     own_origin,
     parse_host,
+    referer_origin,
 )
 
 DEFAULT_HOSTS = (("localhost", None), ("127.0.0.1", None), ("::1", None))
@@ -180,3 +181,20 @@ def test_host_allowed(
 def test_own_origin(scheme: str, host: str, expected: str | None) -> None:
     """The proxy's own origin is what a browser would send for a page it served."""
     assert own_origin(scheme, host) == expected
+
+
+@pytest.mark.parametrize(("referer", "expected"), [
+    pytest.param("http://localhost:3000/page?q=1", "http://localhost:3000", id="path-and-query-dropped"),
+    pytest.param("HTTPS://App.Example.com:443/", "https://app.example.com", id="serialised-like-origin"),
+    pytest.param("http://[::1]:8080/x", "http://[::1]:8080", id="ipv6"),
+    pytest.param("http://localhost:3000", "http://localhost:3000", id="origin-only"),
+    pytest.param(None, None, id="absent"),
+    pytest.param("about:client", None, id="not-http"),
+    pytest.param("/relative", None, id="relative"),
+    pytest.param("http://user@evil.test/", None, id="user-info"),
+    pytest.param("http://ex ample/", None, id="bad-host"),
+    pytest.param("http://" + "a" * 9000, None, id="over-long"),
+])
+def test_referer_origin(referer, expected) -> None:
+    """A Referer's origin is serialised as an Origin header is; anything unusable is None."""
+    assert referer_origin(referer) == expected

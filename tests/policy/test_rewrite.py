@@ -32,6 +32,9 @@ def down(headers, route=API, *, cors_headers=CORS, proxy_origin=PROXY):
     return client_response_headers(headers, route, cors_headers=cors_headers, proxy_origin=proxy_origin)
 
 
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+
+
 def values(headers, name: str) -> list[str]:
     return [value for key, value in headers if key.lower() == name.lower()]
 
@@ -188,7 +191,7 @@ def test_response_headers_dropped(headers, dropped: list[str]) -> None:
 def test_response_aca_dropped_without_cors() -> None:
     """Upstream Access-Control-* headers go also when the proxy adds none (no Origin)."""
     out = down([("Access-Control-Allow-Origin", "*"), ("Content-Type", "text/plain")], cors_headers=())
-    assert out == [("Content-Type", "text/plain")]
+    assert out == [("Content-Type", "text/plain"), NOSNIFF]
 
 
 def test_response_entity_headers_untouched() -> None:
@@ -203,7 +206,7 @@ def test_response_cors_headers_appended() -> None:
     cors = (("Access-Control-Allow-Origin", "http://localhost:3000"), ("Access-Control-Allow-Credentials", "true"),
             ("Access-Control-Expose-Headers", "X-Total"))
     out = down([("Content-Type", "text/plain")], cors_headers=cors)
-    assert out == [("Content-Type", "text/plain"), *cors]
+    assert out == [("Content-Type", "text/plain"), *cors, NOSNIFF]
 
 
 @pytest.mark.parametrize(
@@ -236,9 +239,10 @@ def test_response_vary_placed_at_first_upstream_vary() -> None:
     """The merged Vary sits where the first upstream Vary was; else it is appended before CORS headers."""
     out = down([("Content-Type", "a"), ("Vary", "Accept"), ("ETag", "1"), ("Vary", "Cookie")])
     assert out == [("Content-Type", "a"), ("Vary", "Accept, Cookie, Origin"), ("ETag", "1"),
-                   ("Access-Control-Allow-Origin", "http://localhost:3000")]
+                   ("Access-Control-Allow-Origin", "http://localhost:3000"), NOSNIFF]
     out = down([("Content-Type", "a")])
-    assert out == [("Content-Type", "a"), ("Vary", "Origin"), ("Access-Control-Allow-Origin", "http://localhost:3000")]
+    assert out == [("Content-Type", "a"), ("Vary", "Origin"), ("Access-Control-Allow-Origin", "http://localhost:3000"),
+                   NOSNIFF]
 
 
 def test_response_location_and_cookie_rewritten() -> None:
@@ -246,7 +250,15 @@ def test_response_location_and_cookie_rewritten() -> None:
     out = down([("Location", "https://api.example.com/v1/orders/7"),
                 ("Set-Cookie", "a=1; Domain=api.example.com; Path=/"), ("Set-Cookie", "b=2")], cors_headers=())
     assert out == [("Location", "http://localhost:8080/api/orders/7"), ("Set-Cookie", "a=1; Path=/"),
-                   ("Set-Cookie", "b=2")]
+                   ("Set-Cookie", "b=2"), NOSNIFF]
+
+
+@pytest.mark.parametrize("sent", ["nosniff", "NoSniff"])
+def test_response_nosniff_added_unless_upstream_set_it(sent: str) -> None:
+    """X-Content-Type-Options: nosniff is added once, and an upstream's own value is kept as sent."""
+    assert values(down([("Content-Type", "application/json")]), "X-Content-Type-Options") == ["nosniff"]
+    out = down([("x-content-type-options", sent)], cors_headers=())
+    assert [pair for pair in out if pair[0].lower() == "x-content-type-options"] == [("x-content-type-options", sent)]
 
 
 # --- Location ---------------------------------------------------------------------------

@@ -1,0 +1,176 @@
+"""Real Chromium as the attacker (issue #16): pages on other origins try to spend the headers the
+proxy injects, read another route's answers, or toss cookies onto the proxy's host.
+
+The attacker's page is served on `http://attacker.test:<port>`, which Chromium's
+`--host-resolver-rules` maps to loopback, so to the browser it is another site entirely; a
+second page on another localhost port (same site, other origin) is not allowed either. Each
+test asserts on what the upstream RECEIVED and on what the page's script could read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from tests.browser.apps import Site, start_site
+from tests.browser.conftest import CHROMIUM_ARGS, ProxyProcess, chromium_executable, start_proxy
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+ATTACKER_HOST = "attacker.test"
+TOKEN = "Bearer s3cret-token"
+RECEIVED = web.AppKey("received", list)
+# 1x1 transparent GIF: an <img> fires `load` only for a real image.
+GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+
+PROXY_CONFIG = """\
+cors:
+  allow_origins: [{allowed}]
+routes:
+  - prefix: /api
+    upstream: http://127.0.0.1:{upstream}/v1
+    request_headers: {{set: {{Authorization: "{token}"}}}}
+"""
+
+
+async def _record(request: web.Request, handler):
+    request.app[RECEIVED].append((request.path, request.headers.get("Authorization")))
+    return await handler(request)
+
+
+async def jsonp(request: web.Request) -> web.Response:
+    """A JSONP endpoint that answers with what it was sent: a <script> that loads it reads it."""
+    body = f'{request.query.get("callback", "cb")}({{"authorization": "{request.headers.get("Authorization")}"}})'
+    return web.Response(text=body, content_type="application/javascript")
+
+
+async def pixel(request: web.Request) -> web.Response:
+    return web.Response(body=GIF, content_type="image/gif")
+
+
+async def blank(request: web.Request) -> web.Response:
+    return web.Response(text="<!doctype html><title>page</title><body></body>", content_type="text/html")
+
+
+def make_upstream() -> web.Application:
+    app = web.Application(middlewares=[web.middleware(_record)])
+    app[RECEIVED] = []
+    app.router.add_get("/v1/jsonp", jsonp)
+    app.router.add_get("/v1/pixel.gif", pixel)
+    app.router.add_get("/v1/frame", blank)
+    return app
+
+
+def make_page() -> web.Application:
+    app = web.Application()
+    app.router.add_get("/", blank)
+    return app
+
+
+@dataclass
+class Stage:
+    upstream: Site
+    allowed: Site       # http://localhost:<port>, in allow_origins
+    other: Site         # http://localhost:<port>: same site, another origin, not allowed
+    attacker: Site      # http://attacker.test:<port>
+    proxy: ProxyProcess
+
+    @property
+    def received(self) -> list[tuple[str, str | None]]:
+        return self.upstream.app[RECEIVED]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def stage(tmp_path_factory) -> AsyncIterator[Stage]:
+    tmp = tmp_path_factory.mktemp("attacker")
+    sites = [await start_site(app) for app in (make_upstream(), make_page(), make_page(), make_page())]
+    upstream, allowed, other, attacker = sites
+    config = tmp / "corsproxy.yaml"
+    config.write_text(PROXY_CONFIG.format(allowed=allowed.url, upstream=upstream.port, token=TOKEN))
+    proxy = await start_proxy(config, tmp / "proxy.log")
+    try:
+        yield Stage(upstream, allowed, other, attacker, proxy)
+    finally:
+        code = await proxy.stop()
+        for site in sites:
+            await site.stop()
+    assert code == 0
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def attacker_browser(tmp_path_factory) -> AsyncIterator:
+    """Chromium that resolves attacker.test to loopback (and nothing else differently)."""
+    executable = chromium_executable()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=executable, headless=True,
+            args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {ATTACKER_HOST} 127.0.0.1"],
+            env={**os.environ, "HOME": str(tmp_path_factory.mktemp("chromium-home"))},
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def context(attacker_browser) -> AsyncIterator:
+    context = await attacker_browser.new_context()
+    context.set_default_timeout(15_000)
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+def page_url(stage: Stage, site: Site) -> str:
+    return f"http://{ATTACKER_HOST}:{site.port}/" if site is stage.attacker else site.url + "/"
+
+
+# Loads through the proxy that need no CORS: <script>, <img>, no-cors fetch and an <iframe>.
+NO_CORS_LOADS = """async (base) => {
+  const attach = (tag, src) => new Promise((done) => {
+    const el = document.createElement(tag);
+    el.onload = () => done('load'); el.onerror = () => done('error');
+    el.src = src; document.body.appendChild(el);
+  });
+  window.steal = (data) => { window.stolen = data; };
+  const loads = [attach('script', base + '/api/jsonp?callback=steal'),
+                 attach('img', base + '/api/pixel.gif'), attach('iframe', base + '/api/frame')];
+  let noCors;
+  try { await fetch(base + '/api/pixel.gif?no-cors', {mode: 'no-cors'}); noCors = 'sent'; }
+  catch (e) { noCors = 'error'; }
+  const [script, img, frame] = await Promise.all(loads);
+  return {script, img, frame, noCors, stolen: window.stolen === undefined ? null : window.stolen};
+}"""
+
+
+@pytest.mark.parametrize("who", ["attacker", "other"])
+async def test_foreign_page_loads_never_reach_the_upstream(stage, context, who) -> None:
+    """<script>, <img>, no-cors fetch and <iframe> from a page that is not allowed are refused by
+    the proxy: the upstream sees none of them and the JSONP answer is never read."""
+    stage.received.clear()
+    page = await context.new_page()
+    await page.goto(page_url(stage, getattr(stage, who)))
+    result = await page.evaluate(NO_CORS_LOADS, stage.proxy.url)
+    assert result["stolen"] is None
+    assert result["img"] == "error"
+    assert stage.received == []
+
+
+async def test_allowed_page_no_cors_loads_still_work(stage, context) -> None:
+    """The allowed page's <img> and <script> loads are forwarded (its Referer is allowed)."""
+    stage.received.clear()
+    page = await context.new_page()
+    await page.goto(page_url(stage, stage.allowed))
+    result = await page.evaluate(NO_CORS_LOADS, stage.proxy.url)
+    assert result["img"] == "load"
+    assert result["stolen"] == {"authorization": TOKEN}
+    assert ("/v1/pixel.gif", TOKEN) in stage.received
