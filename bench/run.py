@@ -131,9 +131,11 @@ class Lab:
         return self.start(pinned(core, ["nginx", "-p", str(self.workdir), "-c", str(path)]), port, name)
 
 
-def corsproxy_config(workdir: Path, upstream_port: int, aux_port: int) -> Path:
-    path = workdir / "corsproxy.yaml"
+def corsproxy_config(workdir: Path, upstream_port: int, aux_port: int, inspector_size: int = 500) -> Path:
+    path = workdir / f"corsproxy-{inspector_size}.yaml"
     path.write_text(f"""\
+server:
+  inspector_size: {inspector_size}
 cors:
   allow_origins: [{ORIGIN}]
   allow_headers: [Content-Type, Authorization]
@@ -148,7 +150,7 @@ routes:
 
 def start_lab(lab: Lab, plan: Plan, workers: int) -> tuple[list[Contender], dict]:
     data = upstreams.write_static(lab.workdir, plan.transfer_mib)
-    upstream_port, nginx_proxy_port, corsproxy_port, aux_port, plain_port = (free_port() for _ in range(5))
+    upstream_port, nginx_proxy_port, corsproxy_port, aux_port, plain_port, quiet_port = (free_port() for _ in range(6))
     lab.nginx("upstream", upstreams.nginx_upstream_conf(lab.workdir, data, upstream_port), upstream_port, LOAD_CORE)
     lab.start(pinned(LOAD_CORE, [sys.executable, str(Path(__file__).with_name("upstreams.py")), "aux",
                                  str(aux_port)]), aux_port, "aux-upstream")
@@ -156,17 +158,25 @@ def start_lab(lab: Lab, plan: Plan, workers: int) -> tuple[list[Contender], dict
         lab.workdir, upstream_port, aux_port, nginx_proxy_port, ORIGIN), nginx_proxy_port, PROXY_CORE)
     plain = lab.start(pinned(PROXY_CORE, [sys.executable, str(Path(__file__).with_name("upstreams.py")), "plain",
                                           str(plain_port), f"http://127.0.0.1:{upstream_port}"]), plain_port, "plain")
-    config = corsproxy_config(lab.workdir, upstream_port, aux_port)
-    argv = [sys.executable, "-m", "corsproxy", "serve", "-c", str(config), "--port", str(corsproxy_port),
-            "--log-level", "warning", "--workers", str(workers)]
     cores = PROXY_CORE if workers == 1 else f"{PROXY_CORE},{LOAD_CORE}"
-    corsproxy = lab.start(pinned(cores, argv), corsproxy_port, "corsproxy")
+
+    def start_corsproxy(port: int, inspector_size: int, name: str) -> subprocess.Popen:
+        config = corsproxy_config(lab.workdir, upstream_port, aux_port, inspector_size)
+        argv = [sys.executable, "-m", "corsproxy", "serve", "-c", str(config), "--port", str(port),
+                "--log-level", "warning", "--workers", str(workers)]
+        return lab.start(pinned(cores, argv), port, name)
+
+    corsproxy = start_corsproxy(corsproxy_port, 500, "corsproxy")
+    # The same proxy with the inspector off: what keeping a record of every request costs.
+    quiet = start_corsproxy(quiet_port, 0, "corsproxy-no-inspector")
     direct = {"/api/aux": f"http://127.0.0.1:{aux_port}", "/api": f"http://127.0.0.1:{upstream_port}"}
     contenders = [
         Contender("direct", "", lambda: [], direct),
         Contender("nginx-proxy", f"http://127.0.0.1:{nginx_proxy_port}", lambda: [nginx_proxy.pid]),
         Contender(f"corsproxy{'' if workers == 1 else f' x{workers}'}", f"http://127.0.0.1:{corsproxy_port}",
                   lambda: procstats.process_tree(corsproxy.pid)),
+        Contender("no-inspector", f"http://127.0.0.1:{quiet_port}", lambda: procstats.process_tree(quiet.pid),
+                  only=frozenset({"small_get", "preflight"})),
         # The least an aiohttp proxy does (no checks, no rewriting): what corsproxy's features cost.
         Contender("plain-aiohttp", f"http://127.0.0.1:{plain_port}", lambda: [plain.pid],
                   only=frozenset({"small_get", "preflight"})),

@@ -24,42 +24,45 @@ from corsproxy.policy import cors, origins
 
 # Never kept, whoever sent them (CONTRACT: the inspector holds no credentials).
 SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
-# Request headers whose values the record keeps: what CORS reads, and the safelisted ones that
-# decide whether a browser preflights. Every other request header is kept by name only.
+# Request headers the record keeps: what CORS reads, and the safelisted ones that decide
+# whether a browser preflights. Secret and injected ones are kept by name; no other is kept.
 REQUEST_VALUES = frozenset({
     "origin", "host", "access-control-request-method", "access-control-request-headers",
     "access-control-request-private-network", "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest",
     "content-type", "accept", "accept-language", "content-language", "range", "upgrade",
 })
-# Response headers the record keeps: the CORS answer (Vary included) and corsproxy's own.
+# Response headers the record keeps: the CORS answer (Vary included), corsproxy's own, and the
+# Location a browser would follow.
+RESPONSE_PREFIXES = ("access-control-", "x-corsproxy-")
 RESPONSE_VALUES = frozenset({"vary", "location"})
 REDACTED = "(redacted)"
 PREFLIGHTS_REMEMBERED = 64   # preflights waiting for their actual request (see EventBuffer.link)
 
-Pairs = tuple[tuple[str, str | None], ...]
+Pairs = tuple[tuple[str, str], ...]
 
 
 def redact_request(headers: Iterable[tuple[str, str]], injected: frozenset[str]) -> Pairs:
-    """The request headers as the record keeps them: the values CORS reads, other names alone,
-    secrets and the names `request_headers.set` injects as REDACTED."""
+    """The request headers the record keeps: the ones CORS reads, and the secret ones and those
+    `request_headers.set` injects by name only (value REDACTED). This runs on every request,
+    so it is one pass and two set look-ups a header."""
     kept = []
     for name, value in headers:
         lower = name.lower()
-        if lower in SECRET_HEADERS or lower in injected:
+        if lower in REQUEST_VALUES:
+            kept.append((name, value))
+        elif lower in SECRET_HEADERS or lower in injected:
             kept.append((name, REDACTED))
-        else:
-            kept.append((name, value if lower in REQUEST_VALUES else None))
     return tuple(kept)
 
 
 def cors_response_headers(headers: Iterable[tuple[str, str]]) -> Pairs:
     """What a response said about CORS: every Access-Control-* header, Vary, Location and
-    corsproxy's own X-Corsproxy-*; every other name alone (Set-Cookie never with its value)."""
+    corsproxy's own X-Corsproxy-*; nothing else (never a Set-Cookie)."""
     kept = []
     for name, value in headers:
         lower = name.lower()
-        keep = lower.startswith(("access-control-", "x-corsproxy-")) or lower in RESPONSE_VALUES
-        kept.append((name, value if keep else None))
+        if lower.startswith(RESPONSE_PREFIXES) or lower in RESPONSE_VALUES:
+            kept.append((name, value))
     return tuple(kept)
 
 
@@ -210,7 +213,7 @@ def event_json(record: Record, buffer: EventBuffer | None = None) -> dict:
     }
 
 
-def _pairs(headers: Pairs) -> list[list[str | None]]:
+def _pairs(headers: Pairs) -> list[list[str]]:
     return [[name, value] for name, value in headers]
 
 
@@ -224,7 +227,7 @@ def upstream_cors(record: Record, preflight: Record | None = None) -> dict | Non
     if record.upstream_headers is None:
         return None
     headers = [(name, value) for name, value in record.upstream_headers
-               if value is not None and name.lower().startswith("access-control-")]
+               if name.lower().startswith("access-control-")]
     facts = record.facts
     if record.upstream_status == 101:
         return _upstream_json(headers, True, ["WebSockets have no CORS: a browser opens the socket "
@@ -236,7 +239,7 @@ def upstream_cors(record: Record, preflight: Record | None = None) -> dict | Non
     asked = preflight.facts.request_headers if preflight and preflight.facts else ()
     upstream_url = record.upstream_url or ""
     verdict = browser.judge_cors(
-        record.upstream_status, [(n, v or "") for n, v in record.upstream_headers], page,
+        record.upstream_status, record.upstream_headers, page,
         record.credentialed, url=upstream_url, method=record.method, unsafe_names=asked,
         upstream=browser.url_origin(upstream_url) if upstream_url else None)
     notes = list(verdict.notes)
@@ -248,7 +251,7 @@ def upstream_cors(record: Record, preflight: Record | None = None) -> dict | Non
     return _upstream_json(headers, verdict.allowed, list(verdict.reasons), verdict, notes)
 
 
-def _upstream_json(headers: Sequence[tuple[str, str | None]], allowed: bool, why: list[str],
+def _upstream_json(headers: Sequence[tuple[str, str]], allowed: bool, why: list[str],
                    verdict: browser.Verdict | None = None, notes: Sequence[str] = ()) -> dict:
     return {
         "headers": _pairs(tuple(headers)),
@@ -295,7 +298,9 @@ def config_fixes(record: Record) -> tuple[ConfigFix, ...]:
 
 
 def _cors_fixes(policy: CorsPolicy, facts: RequestFacts, route: Route | None) -> tuple[ConfigFix, ...]:
-    origin = facts.origin or ""
+    origin = facts.origin
+    if origin is None:
+        return ()    # refused for what it is, not for its origin: the reason says what to do
     if not cors.origin_allowed(policy, origin):
         listed = sorted(policy.allow_origins)
         return (_cors_fix(policy, route, "allow_origins", f"[{', '.join([*listed, origin])}]",
