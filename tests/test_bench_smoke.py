@@ -21,7 +21,8 @@ def test_bench_smoke_measures_every_contender(tmp_path):
     assert "corsproxy / nginx-proxy" in result.stdout
     [report] = tmp_path.glob("bench-*-smoke.json")
     results = json.loads(report.read_text())["results"]
-    assert set(results) == {"direct", "nginx-proxy", "corsproxy", "plain-aiohttp"}
+    assert set(results) == {"direct", "nginx-proxy", "corsproxy", "no-inspector", "plain-aiohttp"}
+    assert set(results["no-inspector"]) == {"small_get", "preflight"}
     corsproxy = results["corsproxy"]
     assert set(corsproxy) == {"small_get", "preflight", "download", "upload", "sse", "idle"}
     assert "errors" not in corsproxy["small_get"] and "errors" not in corsproxy["preflight"]
