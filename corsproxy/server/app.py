@@ -23,6 +23,7 @@ from aiohttp import HttpVersion10, HttpVersion11, web
 
 from corsproxy import config as config_module
 from corsproxy.errors import RequestRejected, UpstreamError
+from corsproxy.judge.cookies import CookieContext, judge_set_cookie
 from corsproxy.model import BUILTIN_PREFIX, Config, CorsPolicy, Decision, RequestFacts
 from corsproxy.policy import cors, origins, routing
 from corsproxy.server import inspector, logs, upstream, websocket
@@ -105,6 +106,9 @@ class StateHolder:
 
 STATE = web.AppKey("state", StateHolder)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+# (cookie name, reasons) already reported by the cookie doctor; bounded, as names come from upstreams.
+COOKIES_SEEN = web.AppKey("cookies_seen", set)
+COOKIES_SEEN_LIMIT = 1000
 
 
 @dataclass(slots=True)
@@ -127,6 +131,7 @@ class Trace:
 def build_app(config: Config) -> web.Application:
     app = web.Application(handler_args={"max_field_size": 16 * 1024, "max_line_size": 16 * 1024})
     app[STATE] = StateHolder(State.of(config))
+    app[COOKIES_SEEN] = set()
     app[inspector.INSPECTOR] = inspector.new_buffer(config)
     app.cleanup_ctx.append(_client_session)
     app.router.add_route("*", CATCH_ALL, handle)
@@ -157,8 +162,28 @@ async def respond(request: web.BaseRequest, app: web.Application, state: State,
         trace.decision, trace.reasons = "rejected", (exc.reason,)
         response = _text(exc.status, exc.reason)
     _log_request(request, response.status, trace, started)
+    if trace.match is not None and "Set-Cookie" in response.headers:
+        _doctor_cookies(app, response, trace)
     inspector.record(request, app, response, trace, state.config, started)
     return response
+
+
+def _doctor_cookies(app: web.Application, response: web.StreamResponse, trace: Trace) -> None:
+    """Log each Set-Cookie the browser will drop, and why, once per cookie and reasons."""
+    policy, facts = trace.policy, trace.facts
+    if policy is None or facts is None or facts.proxy_origin is None:
+        return
+    context = CookieContext(facts.proxy_origin, facts.origin, policy.allow_credentials,
+                            policy.source_of("allow_credentials"), policy.scope)
+    seen = app[COOKIES_SEEN]
+    for value in response.headers.getall("Set-Cookie"):
+        finding = judge_set_cookie(value, context)
+        if finding is None or (key := (finding.name, finding.reasons)) in seen:
+            continue
+        if len(seen) < COOKIES_SEEN_LIMIT:
+            seen.add(key)
+        get_logger().warning("cookie dropped", cookie=finding.name, route=trace.route, source=trace.source,
+                             origin=facts.origin, why=cors.join_reasons(finding.reasons))
 
 
 async def _answer(request: web.BaseRequest, state: State, targets: Targets,

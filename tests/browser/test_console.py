@@ -1,5 +1,6 @@
-"""Real Chromium's console names the real fix: a preflight corsproxy refuses for an allowed origin
-makes Chromium blame the missing method or header, never a missing Access-Control-Allow-Origin."""
+"""Real Chromium tells the user the real fix: a preflight corsproxy refuses for an allowed origin
+makes Chromium's console blame the missing method or header, never a missing
+Access-Control-Allow-Origin; a cookie Chromium drops is named in corsproxy's log."""
 
 from __future__ import annotations
 
@@ -72,3 +73,25 @@ async def test_console_blames_the_origin_for_a_refused_origin(world, context):
                "'Access-Control-Allow-Origin' header is present on the requested resource." in text
                for text in messages), messages
     assert world.received == []
+
+
+async def test_a_cookie_chromium_drops_is_named_in_the_log(world, context):
+    """The allowed page on localhost logs in through the proxy called as 127.0.0.1 (another site):
+    Chromium keeps no cookie, and the proxy's log names the cookie and that reason."""
+    page = await context.new_page()
+    await page.goto(world.allowed_page.url + "/")
+    by_ip = world.proxy.url.replace("localhost", "127.0.0.1")
+    result = await page.evaluate("""(url) => fetch(url, {method: 'POST', credentials: 'include',
+        headers: {'Content-Type': 'application/json'}, body: '{"user": "ada"}'}).then(r => r.status)""",
+                                 by_ip + "/api/login")
+    assert result == 200
+    assert await context.cookies(by_ip) == []
+    logged = ""
+    for _ in range(50):             # the line follows the response; bounded wait for it
+        logged = world.proxy.log.read_text()
+        if "cookie dropped" in logged:
+            break
+        await asyncio.sleep(0.1)
+    (line,) = [text for text in logged.splitlines() if "cookie dropped" in text]
+    assert "cookie=session" in line and "are different sites" in line, line
+    assert f"call the proxy with the page's host name, {world.proxy.url}" in line, line

@@ -11,6 +11,8 @@ import json
 
 import pytest
 
+from corsproxy.judge.cookies import CookieContext, judge_set_cookie
+
 from tests.browser.apps import SSE_GO, SSE_SENT
 from tests.browser.scenarios import (
     ALLOWED,
@@ -162,12 +164,23 @@ async def test_chromium_rule(world, context, scenario):
     ("foreign_domain=1; Domain=127.0.0.1; Path=/", False),
     ("secure=1; Secure; Path=/", True),
     ("samesite_none_insecure=1; SameSite=None; Path=/", False),
-], ids=["plain", "domain-127.0.0.1-dropped", "secure-kept-on-http-localhost", "samesite-none-without-secure-dropped"])
+    ("__Secure-prefixed=1; Secure; Path=/", True),
+    ("__Secure-unsecured=1; Path=/", False),
+    ("__Host-rooted=1; Secure; Path=/", True),
+    ("__Host-pathed=1; Secure; Path=/app", False),
+], ids=["plain", "domain-127.0.0.1-dropped", "secure-kept-on-http-localhost", "samesite-none-without-secure-dropped",
+        "secure-prefix-kept-on-http-localhost", "secure-prefix-without-secure-dropped",
+        "host-prefix-kept-on-http-localhost", "host-prefix-with-path-dropped"])
 async def test_chromium_cookie_rule_on_localhost(world, context, set_cookie, kept):
     """Chromium's cookie rules for a response from http://localhost (same-origin, no CORS involved):
-    why the proxy strips Domain, and which attributes survive on plain-http localhost."""
+    why the proxy strips Domain, which attributes survive on plain-http localhost, and that the
+    cookie doctor (corsproxy.judge.cookies) agrees with Chromium on every cookie the proxy can
+    hand on (it never passes a Domain, so that row is Chromium's alone)."""
     page = await open_page(context, world.allowed_page)
     status = await page.evaluate("c => fetch('/set-cookie?c=' + encodeURIComponent(c)).then(r => r.status)", set_cookie)
     assert status == 204
     names = {cookie["name"] for cookie in await context.cookies(world.allowed_page.url)}
     assert (set_cookie.split("=", 1)[0] in names) is kept, names
+    if "Domain=" not in set_cookie:
+        judged = judge_set_cookie(set_cookie, CookieContext(world.allowed_page.url, None, False))
+        assert (judged is None) is kept, judged
