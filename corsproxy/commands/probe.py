@@ -25,8 +25,8 @@ from multidict import CIMultiDict
 from corsproxy import __version__
 from corsproxy.judge import browser, fetch_request
 from corsproxy.judge.browser import Verdict
-from corsproxy.judge.fetch_headers import is_token
-from corsproxy.policy.cors import NON_WILDCARD_HEADER
+from corsproxy.judge.fetch_headers import get_header, is_token
+from corsproxy.policy.cors import CHANGE_HEADER, NON_WILDCARD_HEADER, REFUSED_HEADER
 from corsproxy.policy.origins import normalise_origin
 
 EXIT_ALLOWED, EXIT_BLOCKED, EXIT_USAGE = 0, 1, 2
@@ -47,7 +47,7 @@ class ProbeError(Exception):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", help="the URL the page fetches, e.g. http://127.0.0.1:8080/api/orders")
+    parser.add_argument("url", help="the URL the page fetches, e.g. http://localhost:8080/api/orders")
     parser.add_argument("--origin", required=True, help="the page's origin, e.g. http://localhost:3000")
     parser.add_argument("-X", "--method", default="GET", help="the fetch() method (default GET)")
     parser.add_argument("-H", "--header", dest="headers", action="append", default=[], metavar="'NAME: VALUE'",
@@ -101,6 +101,8 @@ class Report:
     summary: str
     notes: list[str]                            # about the request as given
     stopped: str | None = None                  # why probe sent no more requests
+    # corsproxy's own refusal (its X-Corsproxy-Refused / -Change headers): (reason, file:lines)
+    proxy_refusal: tuple[str, str] | None = None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,7 +126,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     notes: list[str] = []
     parts = urlsplit(args.url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ProbeError(f"URL {args.url!r} is not an absolute http(s) URL; write it like http://127.0.0.1:8080/api/x")
+        raise ProbeError(f"URL {args.url!r} is not an absolute http(s) URL; write it like http://localhost:8080/api/x")
     try:
         parts.port
     except ValueError:
@@ -267,14 +269,32 @@ def _report(plan: Plan, preflight_reasons: list[str], exchanges: list[Exchange],
         departures=tuple(dict.fromkeys(d for v in verdicts for d in v.departures)),
         redirect=verdicts[-1].redirect if verdicts else None,
     )
-    if blocked:
+    refusal = _proxy_refusal(exchanges)
+    if refusal is not None:
+        # The proxy itself said no, and said why: its config is the fix, not the server's
+        # headers (nor a corsproxy in front of corsproxy).
+        reason, change = refusal
+        told = f"corsproxy refused this: {reason}" + (f"; change {change}" if change else "")
+        combined = dataclasses.replace(combined, reasons=(told, *combined.reasons), fixes=(), snippets=None)
+        summary = f"blocked: {told}"
+    elif blocked:
         summary = f"blocked: {combined.reasons[0]}"
     elif combined.redirect is not None and not plan.follow:
         summary = (f"the redirect passes the CORS check and a browser follows it to {combined.redirect.location}; "
                    "whether the page can read the final response depends on that server (run again with --follow)")
     else:
         summary = ALLOWED_TEXT
-    return Report(plan, preflight_reasons, exchanges, combined, summary, list(plan.notes), stopped)
+    return Report(plan, preflight_reasons, exchanges, combined, summary, list(plan.notes), stopped, refusal)
+
+
+def _proxy_refusal(exchanges: list[Exchange]) -> tuple[str, str] | None:
+    """(reason, file:lines to change) when corsproxy refused a step (and the browser blocks)."""
+    for exchange in exchanges:
+        if exchange.verdict is not None and not exchange.verdict.allowed:
+            reason = get_header(exchange.response_headers, REFUSED_HEADER)
+            if reason is not None:
+                return reason, get_header(exchange.response_headers, CHANGE_HEADER) or ""
+    return None
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -306,7 +326,11 @@ def render_text(report: Report) -> str:
         lines += ["", report.stopped]
     verdict = report.verdict
     lines += ["", f"verdict: {report.summary}"]
-    if not verdict.allowed:
+    if report.proxy_refusal is not None:
+        lines += [f"  - {reason}" for reason in verdict.reasons[1:]]
+        reason, change = report.proxy_refusal
+        lines += ["", f"fix: change corsproxy's config at {change}: {reason}" if change else f"fix: {reason}"]
+    elif not verdict.allowed:
         lines += [f"  - {reason}" for reason in verdict.reasons[1:]]
         lines += ["", "fix: the server must send"]
         lines += [f"  {fix}" for fix in verdict.fixes]
@@ -336,6 +360,9 @@ def report_json(report: Report) -> dict:
             "headers": [{"header": f.header, "value": f.value} if f.header else {"status": int(f.value)}
                         for f in verdict.fixes],
             **(dataclasses.asdict(verdict.snippets) if verdict.snippets else {}),
+            **({"corsproxy": {"refused": report.proxy_refusal[0],
+                              "change": [c for c in report.proxy_refusal[1].split(", ") if c]}}
+               if report.proxy_refusal else {}),
         },
         "redirect": dataclasses.asdict(verdict.redirect) if verdict.redirect else None,
         "departures": [{"name": key, "detail": browser.DEPARTURES[key]} for key in verdict.departures],

@@ -87,7 +87,13 @@ def judge_cors(status: int | None, headers: Headers, origin: str, credentials: b
     reasons, fixes = _cors_check(headers, origin, credentials)
     redirect = None
     notes: list[str] = []
-    if not reasons and status in REDIRECT_STATUSES and url is not None:
+    if reasons and status in REDIRECT_STATUSES:
+        # Fetch §4.4 "HTTP-redirect fetch" runs after the CORS check of the redirect response
+        # itself: a user looking at the final URL's headers would look in the wrong place.
+        where = get_header(headers, "location")
+        reasons[0] = (f"the browser judged the redirect response ({status}"
+                      f"{f' to {where}' if where else ''}) itself, before following it: {reasons[0]}")
+    elif status in REDIRECT_STATUSES and url is not None:
         redirect, problem, notes = _follow(status, headers, url, origin, normalize_method(method))
         if problem:
             reasons.append(problem)

@@ -63,7 +63,8 @@ def _yaml(origin: str, credentials: bool, method: str, names: list[str], upstrea
     if credentials:
         lines.append("  allow_credentials: true")
     lines += ["routes:", "  - prefix: /", f"    upstream: {upstream or 'http://127.0.0.1:9000'}",
-              "# then point the page at the proxy (http://127.0.0.1:8080) instead of the server"]
+              "# then point the page at the proxy (http://localhost:8080, the page's own host name)",
+              "# instead of the server"]
     return "\n".join(lines)
 
 

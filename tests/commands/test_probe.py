@@ -231,15 +231,60 @@ async def test_corsproxy_fixes_a_no_cors_upstream(make_proxy, upstream, capsys) 
     assert out.rstrip().endswith("verdict: a browser would let the page read this")
 
 
-async def test_corsproxy_refusal_is_explained(make_proxy, capsys) -> None:
-    """An origin corsproxy does not allow: the 403 preflight is blocked, with the fix."""
+async def test_corsproxy_refusal_of_an_origin_is_recognised(make_proxy, capsys) -> None:
+    """An origin corsproxy does not allow: probe says corsproxy refused it and which line to
+    change, and does not suggest headers for the server (or corsproxy in front of corsproxy)."""
     proxy = await make_proxy(PROXY_YAML)
     code, out, _ = await probe(capsys, str(proxy.make_url("/api/orders")), "--origin", "http://localhost:5173",
                                "-X", "DELETE")
     assert code == 1
+    verdict = next(line for line in out.splitlines() if line.startswith("verdict: "))
+    assert verdict.startswith("verdict: blocked: corsproxy refused this: origin 'http://localhost:5173' is "
+                              "not in allow_origins of route /api (")
+    assert verdict.endswith("corsproxy.yaml:3); add it to allow_origins to allow it; change "
+                            f"{verdict.split('(', 1)[1].split(')', 1)[0]}")
     assert "the preflight (OPTIONS) was answered 403" in out
-    assert f"{ACAO}: http://localhost:5173" in out
-    assert "is not in allow_origins of route /api" in out   # the proxy's 403 body, shown
+    assert "fix: change corsproxy's config at " in out
+    assert "fix: the server must send" not in out and "corsproxy YAML" not in out
+
+
+async def test_corsproxy_refusal_of_a_header_names_the_allow_headers_line(make_proxy, capsys) -> None:
+    """A header corsproxy does not allow (credentials and Authorization are fine): the verdict is
+    corsproxy's own reason and the allow_headers line, in text and JSON."""
+    proxy = await make_proxy(PROXY_YAML.replace("allow_origins: [http://localhost:3000]",
+                                                "allow_origins: [http://localhost:3000]\n      allow_credentials: true"))
+    code, out, _ = await probe(capsys, str(proxy.make_url("/api/orders")), "--origin", O, "-X", "POST",
+                               "--credentials", "-H", "Authorization: Bearer t", "-H", "X-Foo: 1", "--json")
+    report = json.loads(out)
+    assert code == 1
+    change = report["fix"]["corsproxy"]["change"]
+    assert len(change) == 1 and change[0].endswith("corsproxy.yaml:5")   # the allow_headers line
+    assert report["verdict"] == (
+        f"blocked: corsproxy refused this: header 'x-foo' is not in allow_headers of route /api "
+        f"({change[0]}); add it to allow_headers to allow it; change {change[0]}")
+    # What the browser sees is only that one header is missing: no word of credentials or Authorization.
+    assert report["reasons"][1:] == [f"{ACAH} ('authorization, content-type') does not include 'x-foo'"]
+    assert "corsproxy_yaml" not in report["fix"]
+
+
+async def test_a_redirect_without_acao_says_the_redirect_was_judged(cors_server, capsys) -> None:
+    """A 302 without Access-Control-Allow-Origin: the verdict says it is the redirect response the
+    browser judged (before following it), not the page at its Location."""
+    base = await cors_server((404, []), (302, [("Location", "/v1/items")]))
+    code, out, _ = await probe(capsys, f"{base}/x", "--origin", O)
+    assert code == 1
+    assert ("verdict: blocked: the browser judged the redirect response (302 to /v1/items) itself, before "
+            f"following it: the response has no {ACAO} header") in out
+
+
+async def test_snippets_tell_the_page_to_call_localhost(cors_server, capsys) -> None:
+    """The corsproxy snippet points the page at http://localhost:8080 (the page's host name), never
+    at 127.0.0.1, which is another site to a page on localhost."""
+    base = await cors_server((404, []), (200, []))
+    code, out, _ = await probe(capsys, f"{base}/x", "--origin", O)
+    assert code == 1
+    assert "point the page at the proxy (http://localhost:8080, the page's own host name)" in out
+    assert "http://127.0.0.1:8080" not in out
 
 
 # --- as a process, and the exit code 2 cases -------------------------------------------------------
