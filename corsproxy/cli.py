@@ -123,6 +123,18 @@ def resolve_listen(flag_host: str | None, flag_port: int | None, env: Mapping[st
     return server.bound_to(host, port)
 
 
+def listen_overrides(flag_host: str | None, flag_port: int | None,
+                     env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Which of server.host/port a flag or variable overrides, and with what (for the reload log)."""
+    found = []
+    for key, flag, variable in (("host", flag_host, "CORSPROXY_HOST"), ("port", flag_port, "CORSPROXY_PORT")):
+        if flag is not None:
+            found.append((key, f"--{key} {flag}"))
+        elif env.get(variable):
+            found.append((key, f"${variable}={env[variable]}"))
+    return tuple(found)
+
+
 def _env_port(env: Mapping[str, str]) -> int:
     try:
         return int(env["CORSPROXY_PORT"])
@@ -164,12 +176,14 @@ def _run_serve(args: argparse.Namespace) -> int:
                    args.log_level or env.get("CORSPROXY_LOG_LEVEL", "info"))
     path = _config_path(args)
 
-    def load() -> Config:
-        loaded = _load(args, path)
+    def resolve(loaded: Config) -> Config:
         return dataclasses.replace(loaded, server=resolve_listen(args.host, args.port, env, loaded.server))
 
-    source = ConfigSource.at(path, load) if path is not None else None
-    first = load()
+    if path is not None:
+        source, first = ConfigSource.at(path, lambda: _load(args, path), resolve,
+                                        listen_overrides(args.host, args.port, env)).start()
+    else:
+        source, first = None, resolve(_load(args, path))
     grace = args.grace if args.grace is not None else serve.DEFAULT_GRACE
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, not {args.workers}")

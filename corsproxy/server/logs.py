@@ -7,8 +7,10 @@ so a JSON log stays one JSON object per line.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import sys
 from datetime import datetime, timezone
 
@@ -79,3 +81,21 @@ def error_line(message: str) -> str:
 def _json_line(level: str, event: str, **fields: object) -> str:
     stamp = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
     return json.dumps({"event": event, **fields, "level": level, "timestamp": stamp})
+
+
+def display_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """Why the socket could not be bound, and the flag that gets past it."""
+    why = os.strerror(exc.errno) if exc.errno else str(exc)   # uvloop words it differently
+    text = f"cannot listen on {display_url(host, port)}: {why}"
+    if exc.errno == errno.EADDRINUSE:
+        return (text + f"; another program (perhaps another corsproxy) uses port {port}: stop it, "
+                "or choose another port with --port N (--port 0 picks a free one)")
+    if exc.errno == errno.EACCES and 0 < port < 1024:
+        return text + "; ports below 1024 need privileges: choose one above, e.g. --port 8080"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return text + f"; {host} is not an address of this machine: choose another with --host"
+    return text

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import errno
-import os
 import signal
 import socket
 import sys
@@ -16,9 +14,10 @@ from corsproxy.config.loader import policy_values
 from corsproxy.model import Config, CorsPolicy, ServerSettings
 from corsproxy.policy.origins import page_host, same_host_advice
 from corsproxy.server import logs
+from corsproxy.server.logs import cannot_listen, display_url
 from corsproxy.server.app import STATE, build_app
 from corsproxy.server.logs import get_logger
-from corsproxy.server.reload import ConfigSource, Reloader
+from corsproxy.server.reload import ConfigSource, Relisten, Reloader
 
 DEFAULT_GRACE = 10.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -40,27 +39,9 @@ def run(config: Config, *, grace: float = DEFAULT_GRACE, source: ConfigSource | 
                                 reuse_port=reuse_port))
 
 
-def display_url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 def page_url(server: ServerSettings, host: str, port: int) -> str:
     """The proxy's URL as a page should call it (see origins.page_host)."""
     return f"http://{page_host(host, port, server.allowed_hosts, server.allow_any_host)}:{port}"
-
-
-def cannot_listen(host: str, port: int, exc: OSError) -> str:
-    """Why the socket could not be bound, and the flag that gets past it."""
-    why = os.strerror(exc.errno) if exc.errno else str(exc)   # uvloop words it differently
-    text = f"cannot listen on {display_url(host, port)}: {why}"
-    if exc.errno == errno.EADDRINUSE:
-        return (text + f"; another program (perhaps another corsproxy) uses port {port}: stop it, "
-                "or choose another port with --port N (--port 0 picks a free one)")
-    if exc.errno == errno.EACCES and 0 < port < 1024:
-        return text + "; ports below 1024 need privileges: choose one above, e.g. --port 8080"
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return text + f"; {host} is not an address of this machine: choose another with --host"
-    return text
 
 
 async def serve(config: Config, *, grace: float, source: ConfigSource | None,
@@ -88,7 +69,19 @@ async def serve(config: Config, *, grace: float, source: ConfigSource | None,
     # SIGHUP or a config edit that follows it at once must not be lost (or kill the process).
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
-    background = _start_reloading(app, source, loop) if source else []
+    sites = [site]
+
+    async def relisten(new_host: str, new_port: int) -> str:
+        """Move the listener: the new socket first (an error keeps the old one), then close the
+        old one; open connections finish where they are."""
+        moved = web.TCPSite(runner, new_host, new_port, backlog=1024, reuse_port=reuse_port or None)
+        await moved.start()
+        old, sites[0] = sites[0], moved
+        await old.stop()
+        bound_host, bound_port = _bound_address(moved)
+        return page_url(runner.app[STATE].current.config.server, bound_host, bound_port)
+
+    background = _start_reloading(app, source, loop, relisten) if source else []
     _log_banner(config, url, bound, port)
     ready(url, bound)
     if not reuse_port:  # one worker of many would only repeat it
@@ -134,8 +127,8 @@ async def _warn_unreachable(config: Config) -> None:
 
 
 def _start_reloading(app: web.Application, source: ConfigSource,
-                     loop: asyncio.AbstractEventLoop) -> list[asyncio.Task]:
-    reloader = Reloader(app[STATE], source)
+                     loop: asyncio.AbstractEventLoop, relisten: Relisten) -> list[asyncio.Task]:
+    reloader = Reloader(app[STATE], source, relisten)
     tasks = [asyncio.create_task(reloader.watch())]
 
     def on_sighup() -> None:

@@ -219,3 +219,62 @@ async def test_sighup_and_file_watch_reload_the_real_process(spawn, upstream, tm
 
 async def _is(client: TestClient, path: str, expected: int, origin: str = ORIGIN) -> bool:
     return await status(client, path, origin) == expected
+
+
+def test_server_changed_only_when_the_server_block_does(tmp_path):
+    """server_changed is about server: alone. A new team file (new defaults) or a route edit that
+    moves the server block down the file does not set it; a real allowed_hosts edit does."""
+    directory = tmp_path / "config"
+    directory.mkdir()
+    (directory / "00-server.yaml").write_text("server: {port: 8080}\n")
+    (directory / "orders.yaml").write_text(team_file(1))
+    before = config_module.load(directory)
+    (directory / "billing.yaml").write_text(team_file(2, "/billing"))
+    (directory / "00-server.yaml").write_text("# the proxy\nserver: {port: 8080}\n")
+    diff = changes(before, config_module.load(directory))
+    assert (diff.added, diff.server_changed, diff.defaults_changed, diff.listen) == (("/billing",), False, True, ())
+    (directory / "00-server.yaml").write_text("server: {port: 8080, allowed_hosts: [localhost, devbox]}\n")
+    diff = changes(before, config_module.load(directory))
+    assert (diff.server_changed, diff.listen) == (True, ())
+    (directory / "00-server.yaml").write_text("server: {port: 9090}\n")
+    assert changes(before, config_module.load(directory)).listen == ("port",)
+
+
+def server_file(port: int, upstream_port: int) -> str:
+    return f"server: {{port: {port}}}\n" + team_file(upstream_port)
+
+
+async def test_a_server_port_edit_moves_the_listener(spawn, upstream, tmp_path, unused_tcp_port_factory):
+    """The real process: server.port edited in the file (no flag or variable overrides it) is
+    applied, the listener moves to the new port, and the log says so; the old port is closed."""
+    first, second = unused_tcp_port_factory(), unused_tcp_port_factory()
+    path = tmp_path / "corsproxy.yaml"
+    path.write_text(server_file(first, upstream.port))
+    proxy = await spawn("-c", str(path), "--log-format", "json", env={"CORSPROXY_PORT": "", "CORSPROXY_HOST": ""})
+    assert proxy.url == f"http://localhost:{first}"
+    path.write_text(server_file(second, upstream.port))
+    await proxy.stderr.until(f'"url": "http://localhost:{second}", "trigger": "reload"'.encode())
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        async with session.get(f"http://127.0.0.1:{second}/api/x", headers={"Origin": ORIGIN}) as r:
+            assert r.status == 200
+        with pytest.raises(aiohttp.ClientConnectorError):
+            await session.get(f"http://127.0.0.1:{first}/api/x")
+    assert await proxy.stop() == 0
+    assert b"restart corsproxy" not in await proxy.stderr.finished()
+
+
+async def test_a_port_overridden_by_the_environment_is_said_so(spawn, upstream, tmp_path, unused_tcp_port):
+    """With $CORSPROXY_PORT set (as the Docker image sets its host), a server.port edit is logged as
+    overridden, with what overrides it, and the proxy stays where it is; server_changed is true."""
+    path = tmp_path / "corsproxy.yaml"
+    path.write_text(server_file(8080, upstream.port))
+    proxy = await spawn("-c", str(path), "--log-format", "json", env={"CORSPROXY_PORT": str(unused_tcp_port)})
+    path.write_text(server_file(9999, upstream.port))
+    reloaded = await proxy.stderr.until(b'"event": "config reloaded"')
+    assert b'"server_changed": true' in reloaded.splitlines()[-1]
+    line = await proxy.stderr.until(b"overrides it")
+    assert f"server.port changed in the file, but $CORSPROXY_PORT={unused_tcp_port} overrides it".encode() in line
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        async with session.get(f"{proxy.url}/api/x", headers={"Origin": ORIGIN}) as r:
+            assert r.status == 200
+    assert await proxy.stop() == 0
