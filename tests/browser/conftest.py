@@ -89,8 +89,8 @@ class ProxyProcess:
 
     @property
     def url(self) -> str:
-        # The ready line names 127.0.0.1; the page must call the same host name it is served
-        # on (localhost), or Chromium treats the proxy as another site and withholds cookies.
+        # The page must call the same host name it is served on (localhost, as the ready line
+        # says), or Chromium treats the proxy as another site and withholds cookies.
         return f"http://localhost:{self.port}"
 
     async def stop(self) -> int:
@@ -98,10 +98,16 @@ class ProxyProcess:
 
 
 async def start_proxy(config: Path, log: Path) -> ProxyProcess:
-    """Start the real CLI with --port 0 and read the port from its ready line."""
+    """Start the real CLI on `config` with --port 0 and read the port from its ready line."""
+    return await start_cli(["serve", "-c", str(config), "--port", "0"], log)
+
+
+async def start_cli(args: list[str], log: Path) -> ProxyProcess:
+    """Start `python -m corsproxy ARGS --grace 1` (ARGS ending in --port 0) and read the port
+    from its ready line."""
     with log.open("wb") as stderr:  # a file, not a pipe: a chatty log must never block the proxy
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "corsproxy", "serve", "-c", str(config), "--port", "0", "--grace", "1",
+            sys.executable, "-m", "corsproxy", *args, "--grace", "1",
             cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=stderr)
     try:
         line = (await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)).decode().strip()

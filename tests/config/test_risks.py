@@ -131,6 +131,14 @@ SAFE = [
             upstream: http://127.0.0.1:9000
             cors: {allow_origins: [http://localhost:5173], allow_headers: ["*"]}
         """, id="star-headers-without-credentials"),
+    pytest.param("""
+        routes:
+          - prefix: /api
+            upstream: https://api.example.com/v1
+            cors:
+              allow_origins: [http://localhost:5173, "http://127.0.0.1:5173", "http://[::1]:5173"]
+              allow_credentials: true
+        """, id="loopback-http-origins-with-credentials-to-https"),
 ]
 
 

@@ -504,3 +504,26 @@ async def test_websocket_with_a_foreign_host_is_refused(proxy, received):
         await proxy.ws_connect("/api/ws", headers={"Host": "evil.example"})
     assert info.value.status == 403
     assert received == []
+
+
+async def test_two_reasons_are_numbered_never_run_together(make_proxy):
+    """A refusal with two reasons: the log line and X-Corsproxy-Refused number them, and each names
+    the line of its own key (allow_methods, allow_headers), not only the route's."""
+    client = await make_proxy("""
+        cors:
+          allow_origins: [http://localhost:3000]
+          allow_methods: [GET]
+          allow_headers: [Content-Type]
+        routes:
+          - prefix: /api
+            upstream: {upstream}/v1
+    """)
+    with structlog.testing.capture_logs() as logged:
+        r = await client.options("/api/x", headers={"Origin": ALLOWED, "Access-Control-Request-Method": "PURGE",
+                                                    "Access-Control-Request-Headers": "x-foo"})
+    refused = r.headers["X-Corsproxy-Refused"]
+    first, second = refused.split("; (2) ")
+    assert first.startswith("(1) method 'PURGE' is not in allow_methods of route /api (") and "corsproxy.yaml:4)" in first
+    assert second.startswith("header 'x-foo' is not in allow_headers of route /api (") and "corsproxy.yaml:5)" in second
+    assert [entry["why"] for entry in logged if entry["event"] == "refused"] == [refused]
+    assert r.headers["X-Corsproxy-Change"].count("corsproxy.yaml:") == 2
