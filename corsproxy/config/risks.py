@@ -7,11 +7,10 @@ built. Each warning is one sentence starting with the `file:line` to change.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from collections.abc import Callable, Iterator
 
 from corsproxy.model import Config, Route
-from corsproxy.policy.origins import matches_any_origin
+from corsproxy.policy.origins import loopback_origin, matches_any_origin
 
 
 def find_risks(config: Config) -> tuple[str, ...]:
@@ -67,7 +66,7 @@ def _http_origin_with_credentials(route: Route) -> tuple[str, str] | None:
     if not policy.allow_credentials or route.upstream.scheme not in ("https", "wss"):
         return None
     plain = sorted(origin for origin in policy.allow_origins
-                   if origin.startswith("http://") and not _loopback(origin))
+                   if origin.startswith("http://") and not loopback_origin(origin))
     if not plain:
         return None
     shown = ", ".join(plain)
@@ -90,18 +89,6 @@ def _wildcard_headers_with_credentials(route: Route) -> tuple[str, str] | None:
             "Access-Control-Allow-Headers: * would not cover Authorization there); list the "
             "names your pages send instead, e.g. [Content-Type, Authorization] (with serve "
             "--upstream: --allow-header Content-Type --allow-header Authorization)")
-
-
-def _loopback(origin: str) -> bool:
-    """A page on this machine (localhost, 127.0.0.0/8, [::1]): out of the network's reach."""
-    host = origin.removeprefix("http://").rsplit(":", 1)[0] if not origin.startswith("http://[") \
-        else origin.removeprefix("http://[").split("]", 1)[0]
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 _ROUTE_CHECKS: tuple[RouteCheck, ...] = (

@@ -23,6 +23,8 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from corsproxy.policy.origins import loopback_origin
+
 
 @dataclass(frozen=True, slots=True)
 class CookieContext:
@@ -138,17 +140,8 @@ def _with_host(origin: str, host: str) -> str:
 
 
 def _secure_origin(origin: str) -> bool:
-    """https, or http on localhost / a loopback address (HTML "potentially trustworthy origin")."""
-    parts = urlsplit(origin)
-    if parts.scheme == "https":
-        return True
-    host = (parts.hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """https, or http on this machine (HTML "potentially trustworthy origin")."""
+    return urlsplit(origin).scheme == "https" or loopback_origin(origin)
 
 
 def _different_sites(first: str, second: str) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from urllib.parse import urlsplit
 
 # A DNS name is at most 253 characters (RFC 1035 §2.3.4, as text) and a port adds ":65535";
 # 255 + 6 leaves room for brackets and a trailing dot. Anything longer is refused unparsed.
@@ -214,6 +215,18 @@ def matches_any_origin(regex: re.Pattern[str]) -> str | None:
     if all(regex.fullmatch(origin) for origin in _UNRELATED_ORIGINS):
         return _UNRELATED_ORIGINS[0]
     return None
+
+
+def loopback_origin(origin: str) -> bool:
+    """Whether an http(s) origin is on this machine: localhost, *.localhost, 127.0.0.0/8 or [::1]
+    (the HTML Standard's "potentially trustworthy" hosts besides https)."""
+    host = urlsplit(origin).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # Binds a browser on this machine reaches as `localhost` (0.0.0.0 and :: include loopback).
