@@ -124,8 +124,12 @@ class Trace:
     match: routing.Match | None = None
     facts: RequestFacts | None = None
     policy: CorsPolicy | None = None
+    cors_headers: tuple[tuple[str, str], ...] = ()   # what the CORS decision added to the response
     upstream_headers: Iterable[tuple[str, str]] | None = None   # None: nothing was forwarded
     upstream_url: str | None = None
+
+    def decided(self, decision: Decision) -> None:
+        self.decision, self.reasons, self.cors_headers = decision.kind, decision.reasons, decision.headers
 
 
 def build_app(config: Config) -> web.Application:
@@ -213,7 +217,7 @@ async def _answer(request: web.BaseRequest, state: State, targets: Targets,
     if facts.is_preflight:
         return _preflight_response(cors.preflight(policy, facts), trace)
     decision = cors.actual(policy, facts)
-    trace.decision, trace.reasons = decision.kind, decision.reasons
+    trace.decided(decision)
     if match is None:
         return _json(404, targets.no_route(path), decision.headers)
     if not decision.allowed:
@@ -266,7 +270,7 @@ def _facts(request: web.BaseRequest, host: str | None) -> RequestFacts:
 
 
 def _preflight_response(decision: Decision, trace: Trace) -> web.Response:
-    trace.decision, trace.reasons = decision.kind, decision.reasons
+    trace.decided(decision)
     if decision.status == 204:  # allowed, or a refusal the browser's console will name
         return web.Response(status=204, headers=decision.headers)
     return _text(decision.status or 403, "\n".join(decision.reasons), decision.headers)

@@ -14,6 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.browser.conftest import start_proxy
+
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 SHOWN_WITHIN_MS = 1_000      # the issue: each request shows in the inspector within a second
@@ -141,3 +143,19 @@ async def test_another_origin_cannot_read_the_events(world, context):
         async with session.get(world.proxy.url + "/__corsproxy/events",
                                headers={"Host": "evil.example"}) as response:
             assert response.status == 403
+
+
+async def test_the_page_says_when_the_inspector_is_off(context, tmp_path):
+    """With server.inspector_size: 0 the page says the inspector is off and names the line."""
+    config = tmp_path / "off.yaml"
+    config.write_text("server:\n  inspector_size: 0\nroutes:\n  - prefix: /api\n    upstream: http://127.0.0.1:9\n")
+    proxy = await start_proxy(config, tmp_path / "off.log")
+    try:
+        page = await context.new_page()
+        await page.goto(proxy.url + "/__corsproxy/")
+        notice = page.locator("#off:not([hidden])")
+        await notice.wait_for(timeout=5_000)
+        assert "The inspector is off: server.inspector_size is 0" in await notice.inner_text()
+        assert f"{config}:1" in await notice.inner_text()
+    finally:
+        assert await proxy.stop() == 0
