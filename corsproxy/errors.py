@@ -6,6 +6,7 @@
     │   └── PathEscape       the decoded path leaves its prefix or is malformed (400)
     └── UpstreamError        the upstream could not answer (status 5xx, JSON body)
         ├── UpstreamUnreachable   502
+        ├── UpstreamHeadTooLarge  502 (a limit of server.upstream_max_* was hit)
         └── UpstreamTimeout       504
 """
 
@@ -68,6 +69,11 @@ class UpstreamError(CorsproxyError):
 class UpstreamUnreachable(UpstreamError):
     status = 502
     error = "upstream unreachable"
+
+
+class UpstreamHeadTooLarge(UpstreamError):
+    status = 502
+    error = "upstream response head too large"
 
 
 class UpstreamTimeout(UpstreamError):

@@ -107,6 +107,11 @@ class ServerSettings:
     allow_any_host: bool = False
     inspector_size: int = 500                     # requests the inspector keeps; 0 = off
     source: Source | None = None
+    # Limits on what the relay accepts from either end. They are far above what real APIs send
+    # (Chromium takes a response head of up to 256 KiB), so the two ends, not the proxy, decide.
+    websocket_max_message_size: int = 1 << 30      # bytes; 0 = no limit
+    upstream_max_header_size: int = 256 * 1024     # bytes of one response header line
+    upstream_max_headers: int = 4096               # response header lines
 
     def bound_to(self, host: str, port: int) -> ServerSettings:
         """These settings listening on host:port. The allowlist always admits the bind host: the

@@ -35,7 +35,11 @@ from corsproxy.policy.origins import matches_any_origin
 FLAGS_FILE = "<command line>"
 
 TOP_KEYS = ("server", "cors", "routes")
-SERVER_KEYS = ("host", "port", "allowed_hosts", "inspector_size")
+SERVER_KEYS = ("host", "port", "allowed_hosts", "inspector_size", "websocket_max_message_size",
+               "upstream_max_header_size", "upstream_max_headers")
+# Server keys holding a whole number: key -> (lowest, highest).
+_SERVER_LIMITS = {"websocket_max_message_size": (0, 1 << 40), "upstream_max_header_size": (1024, 1 << 30),
+                  "upstream_max_headers": (16, 1 << 20)}
 ROUTE_KEYS = ("prefix", "upstream", "strip_prefix", "change_origin", "timeout", "verify_tls",
               "request_headers", "cors")
 REQUEST_HEADER_KEYS = ("set", "remove")
@@ -271,6 +275,9 @@ def _server_fields(doc: Doc, path: PathKey, value: Any) -> dict[str, Any]:
     if "inspector_size" in block:
         fields["inspector_size"] = values.integer(doc, (*path, "inspector_size"), block["inspector_size"],
                                                   0, MAX_INSPECTOR_SIZE)
+    for key, (low, high) in _SERVER_LIMITS.items():
+        if key in block:
+            fields[key] = values.integer(doc, (*path, key), block[key], low, high)
     return {key: item for key, item in fields.items() if item is not None}
 
 

@@ -222,12 +222,12 @@ async def _answer(request: web.BaseRequest, state: State, targets: Targets,
         return _json(404, targets.no_route(path), decision.headers)
     if not decision.allowed:
         return _text(403, "\n".join(decision.reasons), decision.headers)
+    leg = upstream.Leg(match, query, decision.headers, facts.proxy_origin or "", state.config.server)
     try:
         if websocket.is_upgrade(request):
-            outcome = await websocket.relay(request, session, match, query)
+            outcome = await websocket.relay(request, session, leg)
         else:
-            outcome = await upstream.forward(request, session, match, query,
-                                             decision.headers, facts.proxy_origin or "")
+            outcome = await upstream.forward(request, session, leg)
     except UpstreamError as exc:
         trace.decision, trace.reasons = "upstream-error", (exc.detail,)
         return _json(exc.status, {"error": exc.error, "route": match.route.prefix,

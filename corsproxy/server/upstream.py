@@ -9,28 +9,57 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import ssl
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
 from multidict import CIMultiDict
 
-from corsproxy.errors import UpstreamTimeout, UpstreamUnreachable
-from corsproxy.model import Route
+from corsproxy.errors import UpstreamError, UpstreamHeadTooLarge, UpstreamTimeout, UpstreamUnreachable
+from corsproxy.model import Route, ServerSettings
 from corsproxy.policy import rewrite
 from corsproxy.policy.routing import Match
+from corsproxy.server import headerbytes
 
 # Big enough that a 1 GiB download is a few thousand writes, small enough to keep RSS flat.
 CHUNK_SIZE = 256 * 1024
 # The proxy answers 100-continue itself; the upstream request carries the whole body anyway.
 NOT_FORWARDED = frozenset({"expect"})
 
+# Set by websocket.relay while its handshake is in flight: aiohttp's ws_connect drops the body
+# of an upstream's refusal, so the trace hook hands the response to this callback first.
+HANDSHAKE_REFUSED: contextvars.ContextVar[Callable[[aiohttp.ClientResponse], Awaitable[None]] | None] = (
+    contextvars.ContextVar("handshake_refused", default=None))
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One request on its way to a route's upstream, and what its answer must carry."""
+
+    match: Match
+    raw_query: str
+    cors_headers: tuple[tuple[str, str], ...]
+    proxy_origin: str
+    server: ServerSettings
+
+    @property
+    def route(self) -> Route:
+        return self.match.route
+
 
 def new_session() -> aiohttp.ClientSession:
     """The one pooled session: keep-alive to every upstream, nothing added or decoded."""
+    headerbytes.install()
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60, enable_cleanup_closed=True)
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(_on_response_head)
+    trace.on_request_redirect.append(_on_response_head)
     return aiohttp.ClientSession(
         connector=connector,
         # A dev proxy must not keep a cookie jar: cookies belong to the browser.
@@ -40,19 +69,48 @@ def new_session() -> aiohttp.ClientSession:
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         timeout=aiohttp.ClientTimeout(total=None),
         read_bufsize=CHUNK_SIZE,
+        trace_configs=[trace],
     )
 
 
+async def _on_response_head(_session: Any, _context: Any, params: Any) -> None:
+    refused = HANDSHAKE_REFUSED.get()
+    if refused is not None and params.response.status != 101:
+        await refused(params.response)
+
+
+def head_limits(server: ServerSettings) -> dict[str, int]:
+    """aiohttp's parser limits for an upstream response head, from the server settings."""
+    size = server.upstream_max_header_size
+    return {"max_line_size": size, "max_field_size": size, "max_headers": server.upstream_max_headers}
+
+
 @contextlib.contextmanager
-def upstream_errors(route: Route) -> Iterator[None]:
-    """Map every way a round trip can fail to UpstreamTimeout (504) or UpstreamUnreachable (502)."""
+def upstream_errors(route: Route, server: ServerSettings) -> Iterator[None]:
+    """Map every way a round trip can fail to UpstreamTimeout (504) or another UpstreamError (502)."""
     try:
         yield
     # Timeouts first: aiohttp's ServerTimeoutError is also a ClientConnectionError.
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise UpstreamTimeout(f"no response from {route.upstream.url} within {route.timeout:g}s") from exc
     except (aiohttp.ClientError, OSError, ssl.SSLError) as exc:
-        raise UpstreamUnreachable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
+        raise _failure(exc, server) from exc
+
+
+def _failure(exc: BaseException, server: ServerSettings) -> UpstreamError:
+    """The 502 for an I/O failure; a response head over a limit names the key to raise."""
+    where = f" ({server.source})" if server.source else ""
+    if isinstance(exc.__cause__, LineTooLong):
+        start = exc.__cause__.args[0][:60]
+        start = start.decode("latin-1") if isinstance(start, bytes) else str(start)
+        return UpstreamHeadTooLarge(
+            f"an upstream response header line is over {server.upstream_max_header_size} bytes "
+            f"(it starts {start!r}); raise server.upstream_max_header_size{where} to accept it")
+    if isinstance(exc, aiohttp.ClientResponseError) and "Too many headers" in exc.message:
+        return UpstreamHeadTooLarge(
+            f"the upstream response has more than {server.upstream_max_headers} header lines; "
+            f"raise server.upstream_max_headers{where} to accept it")
+    return UpstreamUnreachable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,41 +150,79 @@ def upstream_url(route: Route, match: Match, raw_query: str) -> str:
     return f"{scheme}://{host}:{upstream.port}{match.upstream_path}{query}"
 
 
-async def forward(
-    request: web.Request,
-    session: aiohttp.ClientSession,
-    match: Match,
-    raw_query: str,
-    cors_headers: tuple[tuple[str, str], ...],
-    proxy_origin: str,
-) -> Outcome:
-    route = match.route
-    headers = rewrite.upstream_request_headers(
+def request_headers(request: web.Request, route: Route) -> list[tuple[str, str]]:
+    """The client's headers as the upstream gets them (policy.rewrite on the wire's values)."""
+    return rewrite.upstream_request_headers(
         [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED],
-        route,
-        client_ip=request.remote or "",
-        proxy_host=request.host,
-        scheme=request.scheme,
+        route, client_ip=request.remote or "", proxy_host=request.host, scheme=request.scheme,
     )
-    url = aiohttp.client.URL(upstream_url(route, match, raw_query), encoded=True)
-    body = request.content if request.body_exists else None
-    with upstream_errors(route):
-        async with asyncio.timeout(route.timeout):
-            upstream = await session.request(
-                request.method,
-                url,
-                headers=CIMultiDict(headers),
-                data=body,
-                allow_redirects=False,
-                ssl=route.verify_tls,
-            )
+
+
+async def forward(request: web.Request, session: aiohttp.ClientSession, leg: Leg) -> Outcome:
+    with upstream_errors(leg.route, leg.server):
+        upstream = await _round_trip(request, session, leg)
+    return await send_response(request, upstream, leg)
+
+
+async def _round_trip(request: web.Request, session: aiohttp.ClientSession, leg: Leg) -> aiohttp.ClientResponse:
+    """Send the request and wait for the response head, within the route's timeout."""
+    route = leg.route
+    async with asyncio.timeout(route.timeout) as deadline:
+        body = _MovingBody(request.content, weakref.ref(deadline), route.timeout) if request.body_exists else None
+        # A frame naming the Timeout (which names the task) would be a reference cycle once an
+        # aborted request's exception holds the frame: the body keeps only a weak reference.
+        del deadline
+        return await session.request(
+            request.method,
+            aiohttp.client.URL(upstream_url(route, leg.match, leg.raw_query), encoded=True),
+            headers=CIMultiDict(request_headers(request, route)),
+            data=body,
+            allow_redirects=False,
+            ssl=route.verify_tls,
+            **head_limits(leg.server),
+        )
+
+
+class _MovingBody:
+    """The request body as it arrives. Each chunk moves the deadline on: ``timeout`` bounds
+    connecting and waiting for the response head after the last byte, never an upload that
+    keeps moving. (An iterator object, not a generator: a generator's frame would keep the
+    last chunk alive in the exception cycle of an aborted upload.)"""
+
+    __slots__ = ("_chunks", "_deadline", "_seconds")
+
+    def __init__(self, content: aiohttp.StreamReader, deadline: weakref.ref[asyncio.Timeout],
+                 seconds: float) -> None:
+        self._chunks, self._deadline, self._seconds = content.iter_any(), deadline, seconds
+
+    def __aiter__(self) -> _MovingBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._chunks.__anext__()
+        finally:
+            self._postpone()
+
+    def _postpone(self) -> None:
+        deadline = self._deadline()
+        # The upstream may answer before it has read the whole body; once its head is in, the
+        # deadline is over and the rest of the upload is no longer timed.
+        if deadline is not None and deadline.when() is not None and not deadline.expired():
+            with contextlib.suppress(RuntimeError):
+                deadline.reschedule(asyncio.get_running_loop().time() + self._seconds)
+
+
+async def send_response(request: web.Request, upstream: aiohttp.ClientResponse, leg: Leg) -> Outcome:
+    """Send the upstream's response to the client: its head rewritten, its body streamed."""
     try:
         response = ProxyResponse(
             status=upstream.status,
             reason=upstream.reason,
             headers=CIMultiDict(
                 rewrite.client_response_headers(
-                    upstream.headers.items(), route, cors_headers=cors_headers, proxy_origin=proxy_origin
+                    upstream.headers.items(), leg.route, cors_headers=leg.cors_headers,
+                    proxy_origin=leg.proxy_origin,
                 )
             ),
         )

@@ -1,7 +1,11 @@
-"""WebSocket upgrades on a route, relayed frame by frame.
+"""WebSocket upgrades on a route, relayed frame by frame, close codes and pings included.
 
 WebSockets have no CORS of their own, so the app lets an upgrade through only after the same
 Host and Origin gates as any request (a foreign page must not open a socket to the upstream).
+The relay is transparent: each end's close code and reason reach the other end, pings and
+pongs travel end to end, an upstream that refuses the handshake is answered as it answered, and
+a message over `server.websocket_max_message_size` closes both ends with 1009, never a clean
+1000 that would hide the lost message.
 """
 
 from __future__ import annotations
@@ -9,45 +13,67 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-from aiohttp import web
+from aiohttp import WSCloseCode, WSMsgType, web
 from multidict import CIMultiDict
 
-from corsproxy.policy import rewrite
-from corsproxy.policy.routing import Match
-from corsproxy.server.upstream import Outcome, upstream_errors, upstream_url
+from corsproxy.server.upstream import (
+    HANDSHAKE_REFUSED,
+    Leg,
+    Outcome,
+    request_headers,
+    send_response,
+    upstream_errors,
+    upstream_url,
+)
 
 # aiohttp's client writes its own handshake headers; the client's would clash with them.
 HANDSHAKE = frozenset({"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
                        "sec-websocket-protocol"})
+# How long the second direction may take to finish once the first has closed.
+CLOSE_TIMEOUT = 10.0
+# 1005 ("no status") may not be sent in a close frame (RFC 6455 §7.4.1): a bare close goes on as 1000.
+_UNSENDABLE = frozenset({0, 1005, 1006, 1015})
 
 
 def is_upgrade(request: web.Request) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
-async def relay(request: web.Request, session: aiohttp.ClientSession, match: Match, raw_query: str) -> Outcome:
-    route = match.route
-    headers = [
-        (k, v)
-        for k, v in rewrite.upstream_request_headers(
-            request.headers.items(), route,
-            client_ip=request.remote or "", proxy_host=request.host, scheme=request.scheme,
-        )
-        if k.lower() not in HANDSHAKE
-    ]
+class _Refused(Exception):
+    """The upstream answered the handshake with something other than 101; already sent on."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.upstream_status)
+        self.outcome = outcome
+
+
+async def relay(request: web.Request, session: aiohttp.ClientSession, leg: Leg) -> Outcome:
+    route = leg.route
+    headers = [(k, v) for k, v in request_headers(request, route) if k.lower() not in HANDSHAKE]
     protocols = tuple(p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip())
-    url = upstream_url(route, match, raw_query).replace("http", "ws", 1)
-    with upstream_errors(route):
-        async with asyncio.timeout(route.timeout):
-            upstream = await session.ws_connect(
-                aiohttp.client.URL(url, encoded=True),
-                headers=CIMultiDict(headers),
-                protocols=protocols,
-                ssl=route.verify_tls,
-                autoping=True,
-            )
+    url = upstream_url(route, leg.match, leg.raw_query).replace("http", "ws", 1)
+    limit = leg.server.websocket_max_message_size
+    try:
+        with upstream_errors(route, leg.server):
+            async with asyncio.timeout(route.timeout) as deadline:
+                async def refused(response: aiohttp.ClientResponse) -> None:
+                    deadline.reschedule(None)   # the refusal's body streams as long as it streams
+                    raise _Refused(await send_response(request, response, leg))
+
+                token = HANDSHAKE_REFUSED.set(refused)
+                try:
+                    upstream = await session.ws_connect(
+                        aiohttp.client.URL(url, encoded=True),
+                        headers=CIMultiDict(headers), protocols=protocols, ssl=route.verify_tls,
+                        autoclose=False, autoping=False, max_msg_size=limit,
+                    )
+                finally:
+                    HANDSHAKE_REFUSED.reset(token)
+    except _Refused as refusal:
+        return refusal.outcome
     async with upstream:
-        client = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else ())
+        client = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else (),
+                                       autoclose=False, autoping=False, max_msg_size=limit)
         await client.prepare(request)
         await _pump_both_ways(client, upstream)
     return Outcome(client, 101)
@@ -56,8 +82,10 @@ async def relay(request: web.Request, session: aiohttp.ClientSession, match: Mat
 async def _pump_both_ways(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
     tasks = [asyncio.create_task(_pump(client, upstream)), asyncio.create_task(_pump(upstream, client))]
     try:
-        # Whichever side closes first ends the session for both.
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        # The side that closes first relays its close to the other; that ends the other pump.
+        _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if pending:
+            await asyncio.wait(pending, timeout=CLOSE_TIMEOUT)
     finally:
         for task in tasks:
             task.cancel()
@@ -67,10 +95,40 @@ async def _pump_both_ways(client: web.WebSocketResponse, upstream: aiohttp.Clien
 
 
 async def _pump(source, sink) -> None:
-    async for message in source:
-        if message.type is aiohttp.WSMsgType.TEXT:
-            await sink.send_str(message.data)
-        elif message.type is aiohttp.WSMsgType.BINARY:
-            await sink.send_bytes(message.data)
-        else:
-            break
+    """Relay ``source``'s messages to ``sink`` until ``source`` ends, then end ``sink`` alike."""
+    while True:
+        message = await source.receive()
+        kind = message.type
+        try:
+            if kind is WSMsgType.TEXT:
+                await sink.send_str(message.data)
+            elif kind is WSMsgType.BINARY:
+                await sink.send_bytes(message.data)
+            elif kind is WSMsgType.PING:
+                await sink.ping(message.data)
+            elif kind is WSMsgType.PONG:
+                await sink.pong(message.data)
+            else:
+                await _end(source, sink, message)
+                return
+        except (ConnectionError, aiohttp.ClientConnectionError, RuntimeError):
+            return  # the sink is gone; its own pump sees that and closes the source
+
+
+async def _end(source, sink, message: aiohttp.WSMessage) -> None:
+    """Close ``sink`` as ``source`` ended: its close code and reason, or an error close."""
+    if message.type is WSMsgType.CLOSE:
+        code = WSCloseCode.OK if message.data in _UNSENDABLE else message.data
+        reason = (message.extra or "").encode()
+        await sink.close(code=code, message=reason)
+        await source.close(code=code, message=reason)     # the closing handshake's echo
+    elif message.type is WSMsgType.ERROR:
+        error = message.data
+        # aiohttp has already closed `source` with the error's code (1009 for a message over
+        # the limit): the other end learns the same code, so no message is lost silently.
+        code = getattr(error, "code", WSCloseCode.INTERNAL_ERROR)
+        await sink.close(code=code, message=str(error)[:120].encode())
+    elif message.type is WSMsgType.CLOSED:
+        # Gone without a close frame: the other end sees an error close, not a clean one.
+        await sink.close(code=WSCloseCode.INTERNAL_ERROR, message=b"the other end of the relay went away")
+    # CLOSING: `sink` is the side that is being closed, by the other pump.
