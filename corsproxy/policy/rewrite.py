@@ -20,7 +20,7 @@ HOP_BY_HOP: frozenset[str] = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
     "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
 })
-_FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
+_FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix"})
 # Never forwarded as the client sent them: hop-by-hop, and the X-Forwarded-* the proxy writes
 # itself (and Host, when the route sends the upstream's own). Built once, not per request.
 _REQUEST_DROPPED = HOP_BY_HOP | _FORWARDED
@@ -42,6 +42,9 @@ def upstream_request_headers(
     if route.change_origin:
         out.insert(0, ("Host", route.upstream.host_header))
     out += _forwarded(headers, client_ip, proxy_host, scheme)
+    if route.strip_prefix and route.prefix != "/":
+        # The path the upstream sees lacks the prefix; this lets an app build its own URLs.
+        out.append(("X-Forwarded-Prefix", route.prefix))
     set_names = {name.lower() for name, _ in route.set_headers}
     out = _without(out, route.remove_headers | set_names)
     out += route.set_headers
@@ -77,7 +80,7 @@ def client_response_headers(
         if lower == "location":
             value = rewrite_location(value, route, proxy_origin)
         elif lower == "set-cookie":
-            value = strip_cookie_domain(value)
+            value = map_cookie_path(strip_cookie_domain(value), route)
         out.append((name, value))
     vary += (value for name, value in cors_headers if name.lower() == "vary")
     merged = _merge_vary(vary)
@@ -104,9 +107,11 @@ def rewrite_location(value: str, route: Route, proxy_origin: str) -> str:
     """Point a ``Location`` at the upstream back through the proxy and its prefix.
 
     An absolute URL (or a ``//host`` reference) on the upstream's origin, with a path under
-    the upstream's base path, becomes ``proxy_origin`` + the proxy path. A path-absolute
-    reference (``/v1/x``) under the base path becomes the proxy path alone: it stays
-    relative, as the upstream wrote it, and the browser resolves it against the proxy.
+    the upstream's base path, becomes ``proxy_origin`` + the proxy path. So does one on the
+    proxy's own origin whose path lacks the prefix: an upstream that built it from ``Host``
+    (change_origin: false) or ``X-Forwarded-Host`` without honouring ``X-Forwarded-Prefix``.
+    A path-absolute reference (``/v1/x``) under the base path becomes the proxy path alone: it
+    stays relative, as the upstream wrote it, and the browser resolves it against the proxy.
     The proxy path is the prefix + the rest (strip_prefix) or the path minus the base path.
     Query and fragment are kept byte for byte; anything else is returned unchanged.
     """
@@ -114,8 +119,11 @@ def rewrite_location(value: str, route: Route, proxy_origin: str) -> str:
         origin, rest = "", value
     else:
         origin, rest = _split_origin(value, route.upstream)
-        if not origin or origin != route.upstream.origin.lower():
+        if not origin:
             return value
+        if origin != route.upstream.origin.lower():
+            if origin != proxy_origin.lower() or _under(rest, route.prefix):
+                return value
         origin = proxy_origin
     end = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
     path = _proxy_path(rest[:end] or "/", route)
@@ -129,6 +137,28 @@ def strip_cookie_domain(value: str) -> str:
     pair, *attributes = value.split(";")
     kept = [a for a in attributes if a.split("=", 1)[0].strip().lower() != "domain"]
     return ";".join([pair, *kept])
+
+
+def map_cookie_path(value: str, route: Route) -> str:
+    """A ``Set-Cookie`` value whose ``Path`` under the upstream's base path is mapped into the
+    route, as ``Location`` is (``Path=/v1/cookies`` -> ``Path=/api/cookies``), so the browser
+    sends the cookie back on the proxy's path. Everything else byte for byte."""
+    if "path" not in value.lower():
+        return value
+    pair, *attributes = value.split(";")
+    for i, attribute in enumerate(attributes):
+        name, eq, path = attribute.partition("=")
+        if eq and name.strip().lower() == "path" and (mapped := _proxy_path(path.strip(), route)) is not None:
+            # "/api/" would not cover "/api" itself (RFC 6265 §5.1.4): the route's root is the prefix.
+            attributes[i] = f"{name}={route.prefix if mapped == route.prefix + '/' else mapped}"
+    return ";".join([pair, *attributes])
+
+
+def _under(path: str, prefix: str) -> bool:
+    """Whether a path (possibly with ?query or #fragment) is the prefix or below it."""
+    if prefix == "/":
+        return True
+    return path == prefix or path.startswith(prefix) and path[len(prefix)] in "/?#"
 
 
 def _proxy_path(path: str, route: Route) -> str | None:

@@ -15,6 +15,12 @@ How a request path is judged (``resolve``):
    literally (before removing dot-segments) must be the same route, and no ``..`` may climb
    above its prefix. So ``/api/../admin`` leaves /api and ``/admin/../api/x`` sneaks into
    /api: both are refused (400), never forwarded, whatever other routes exist.
+
+Decoding is only for matching and checking. What goes upstream is the path as the client sent
+it, minus the prefix: ``group%2Fproject`` stays one segment, ``%3B`` stays data, as they would
+be on a direct call. Only a path that had dot-segments (or whose prefix the client spelled
+across an escape, ``/api%2Fx``) is forwarded in its normalised form, re-encoded, so the
+upstream never sees a ``..`` to resolve on its own.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ MAX_PATH_LENGTH = 8192
 # RFC 3986 §3.3: pchar = unreserved / pct-encoded / sub-delims / ":" / "@". quote() always
 # keeps the unreserved characters (ALPHA DIGIT - . _ ~); these are the rest, plus "/".
 _PCHAR_SAFE = "!$&'()*+,;=:@/"
+# Every printable ASCII character: a sent path keeps them as they are, escapes included.
+_ASCII_SAFE = "".join(chr(c) for c in range(0x21, 0x7f))
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 # "2f" / "2F" / ... -> b"/": every two-hex-digit spelling, both cases, looked up not parsed.
 _HEX_BYTE = {a + b: bytes.fromhex(a + b) for a in hexdigits for b in hexdigits}
@@ -42,7 +50,7 @@ _HEX_BYTE = {a + b: bytes.fromhex(a + b) for a in hexdigits for b in hexdigits}
 class Match:
     route: Route
     path: str            # decoded, dot-segments removed: what the route was chosen on
-    upstream_path: str   # percent-encoded, base_path included: what goes upstream
+    upstream_path: str   # base_path + the path as sent minus the prefix: what goes upstream
 
 
 class RouteTable:
@@ -98,7 +106,9 @@ def resolve(table: RouteTable, raw_path: str) -> Match | None:
                          "a path may not climb into another route")
     if route is None:
         return None
-    return Match(route, path, _upstream_path(route, path))
+    sent = _sent_rest(route, raw_path) if path is decoded else None
+    rest = encode_path(_without_prefix(route, path)) if sent is None else sent
+    return Match(route, path, (route.upstream.base_path + rest) or "/")
 
 
 def remove_dot_segments(path: str, raw_path: str = "") -> tuple[str, int]:
@@ -128,14 +138,27 @@ def remove_dot_segments(path: str, raw_path: str = "") -> tuple[str, int]:
     return (path, low_water) if normalised == path else (normalised, low_water)
 
 
-def _upstream_path(route: Route, path: str) -> str:
-    """``base_path`` + the path (without the prefix when strip_prefix), percent-encoded.
-
-    ``base_path`` is taken as written in the config (already encoded). "/" when empty.
-    """
+def _without_prefix(route: Route, path: str) -> str:
+    """The part of a path that follows the prefix (all of it without strip_prefix)."""
     if route.strip_prefix and route.prefix != "/":
-        path = path[len(route.prefix):]
-    return (route.upstream.base_path + encode_path(path)) or "/"
+        return path[len(route.prefix):]
+    return path
+
+
+def _sent_rest(route: Route, raw_path: str) -> str | None:
+    """The raw path minus the prefix, as the client sent it (non-ASCII %-encoded); None when
+    the prefix does not end on a raw segment boundary (``/api%2Fx`` for /api)."""
+    if not (route.strip_prefix and route.prefix != "/"):
+        return _as_sent(raw_path)
+    cut = _first_segments_end(raw_path, route.prefix.count("/"))
+    if _percent_decode(raw_path[:cut]) != route.prefix:
+        return None
+    return _as_sent(raw_path[cut:])
+
+
+def _as_sent(raw: str) -> str:
+    """Raw path bytes for the upstream URL: ASCII as sent, anything else as UTF-8 %XX."""
+    return raw if raw.isascii() else quote(raw.encode("utf-8", "surrogateescape"), safe=_ASCII_SAFE)
 
 
 def encode_path(path: str) -> str:
@@ -168,12 +191,17 @@ def _segments(prefix: str) -> int:
 
 def _first_segments(path: str, count: int) -> str:
     """``path`` cut to its first ``count`` segments ("/a/b/c", 2 -> "/a/b")."""
+    return path[:_first_segments_end(path, count)]
+
+
+def _first_segments_end(path: str, count: int) -> int:
+    """Where the first ``count`` segments of ``path`` end ("/a/b/c", 2 -> 4)."""
     end = 0
     for _ in range(count):
         end = path.find("/", end + 1)
         if end < 0:
-            return path
-    return path[:end]
+            return len(path)
+    return end
 
 
 def _show(path: str) -> str:

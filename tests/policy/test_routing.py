@@ -82,16 +82,23 @@ def test_match(table: RouteTable, path: str, expected: object) -> None:
         row("empty-segments-kept", TABLE, "/api//x", API, "/api//x", "/v1//x"),
         row("double-encoded-dots-literal", TABLE, "/api/%252e%252e/x", API, "/api/%2e%2e/x",
             "/v1/%252e%252e/x"),
-        row("encoded-slash-decoded", TABLE, "/api/a%2fb", API, "/api/a/b", "/v1/a/b"),
-        row("backslash-as-slash", TABLE, "/api/a\\b", API, "/api/a/b", "/v1/a/b"),
-        row("encoded-backslash-as-slash", TABLE, "/api/a%5Cb", API, "/api/a/b", "/v1/a/b"),
+        row("encoded-slash-matched-decoded-forwarded-as-sent", TABLE, "/api/a%2fb", API, "/api/a/b", "/v1/a%2fb"),
+        row("gitlab-style-id-stays-one-segment", TABLE, "/api/projects/group%2Fproject%2Frepo", API,
+            "/api/projects/group/project/repo", "/v1/projects/group%2Fproject%2Frepo"),
+        row("backslash-as-slash-forwarded-as-sent", TABLE, "/api/a\\b", API, "/api/a/b", "/v1/a\\b"),
+        row("encoded-backslash-as-slash-forwarded-as-sent", TABLE, "/api/a%5Cb", API, "/api/a/b", "/v1/a%5Cb"),
+        row("reserved-escapes-forwarded-as-sent", TABLE, "/api/a%3Bb%2Cc%3Dd%26e%2Bf%40g%3Ah%2A", API,
+            "/api/a;b,c=d&e+f@g:h*", "/v1/a%3Bb%2Cc%3Dd%26e%2Bf%40g%3Ah%2A"),
+        row("escaped-prefix-forwarded-minus-prefix", TABLE, "/%61pi/x%2Fy", API, "/api/x/y", "/v1/x%2Fy"),
+        row("prefix-across-an-escape-normalised", TABLE, "/api%2Fx", API, "/api/x", "/v1/x"),
+        row("dots-mean-normalised-re-encoded", TABLE, "/api/a%2Fb/../c%2Fd", API, "/api/a/c/d", "/v1/a/c/d"),
         row("space-re-encoded", TABLE, "/api/a%20b", API, "/api/a b", "/v1/a%20b"),
         row("percent-re-encoded", TABLE, "/api/100%25", API, "/api/100%", "/v1/100%25"),
-        row("utf8-re-encoded-upper", TABLE, "/api/caf%c3%a9", API, "/api/café", "/v1/caf%C3%A9"),
+        row("utf8-escapes-as-sent", TABLE, "/api/caf%c3%a9", API, "/api/café", "/v1/caf%c3%a9"),
         row("raw-non-ascii-encoded", TABLE, "/api/café", API, "/api/café", "/v1/caf%C3%A9"),
         row("pchar-kept-literal", TABLE, "/api/a:b@c!$&'()*+,;=-._~", API,
             "/api/a:b@c!$&'()*+,;=-._~", "/v1/a:b@c!$&'()*+,;=-._~"),
-        row("unreserved-escape-decoded", TABLE, "/api/%7Euser", API, "/api/~user", "/v1/~user"),
+        row("unreserved-escape-as-sent", TABLE, "/api/%7Euser", API, "/api/~user", "/v1/%7Euser"),
         row("encoded-question-mark-stays-path", TABLE, "/api/a%3Fb", API, "/api/a?b", "/v1/a%3Fb"),
         row("encoded-hash-stays-path", TABLE, "/api/a%23b", API, "/api/a#b", "/v1/a%23b"),
         row("query-not-part-of-path", TABLE, "/api/x?next=../../admin", API, "/api/x", "/v1/x"),
@@ -100,7 +107,8 @@ def test_match(table: RouteTable, path: str, expected: object) -> None:
     ],
 )
 def test_resolve(table: RouteTable, raw: str, route: object, path: str, upstream: str) -> None:
-    """resolve() returns the route, the normalised decoded path and the encoded upstream path."""
+    """resolve() returns the route, the normalised decoded path, and the upstream path: the
+    path as sent minus the prefix, or the normalised one re-encoded when it had dot-segments."""
     match = resolve(table, raw)
     assert match is not None
     assert (match.route, match.path, match.upstream_path) == (route, path, upstream)

@@ -158,8 +158,9 @@ HOSTILE_PATHS = st.one_of(PATHS, st.lists(st.sampled_from([
 @example("/api/a/%2e%2e/%2e%2e/admin")
 @example("/admin/..%5capi")
 def test_a_routed_path_decodes_to_exactly_its_place_under_the_base_path(path: str) -> None:
-    """What goes upstream, decoded once, is base_path + the normalised path (minus the prefix):
-    no dot-segment left, nothing above the base path, the same route when read back."""
+    """What goes upstream, decoded once and read with `\\` as `/` (as the proxy matched it), is
+    base_path + the normalised path (minus the prefix): no dot-segment left, nothing above the
+    base path, the same route when read back."""
     for table in (TABLE, NO_ROOT):
         try:
             match = resolve(table, path)
@@ -169,11 +170,13 @@ def test_a_routed_path_decodes_to_exactly_its_place_under_the_base_path(path: st
             continue
         route = match.route
         rest = match.path[len(route.prefix):] if route.strip_prefix and route.prefix != "/" else match.path
-        decoded = unquote(match.upstream_path, errors="strict")
+        # Escapes are forwarded as sent (%2F stays %2F): a server that decodes them and reads `\\`
+        # as `/` still finds no dot-segment and nothing outside the base path.
+        decoded = unquote(match.upstream_path, errors="strict").replace("\\", "/")
         assert decoded == (unquote(route.upstream.base_path) + rest or "/")
         assert remove_dot_segments(decoded)[0] == decoded
         assert not {".", ".."} & set(decoded.split("/"))
-        assert "\\" not in decoded and not any(ord(c) < 0x20 or c == "\x7f" for c in decoded)
+        assert not any(ord(c) < 0x20 or c == "\x7f" for c in decoded)
         # Read back through the table, the path lands on the same route.
         assert table.match(match.path) is route
 
