@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from corsproxy import config as config_module
 from corsproxy.server.app import build_app
 from tests.processes import Output, stop_process
+from tests.real_upstreams import httpbin, sse_upstream, stdlib_upstream, ws_upstream  # noqa: F401 (fixtures)
 from tests.upstream_app import RECEIVED, make_upstream
 
 ROOT = Path(__file__).resolve().parent.parent

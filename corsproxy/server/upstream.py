@@ -100,8 +100,9 @@ def upstream_errors(route: Route, server: ServerSettings) -> Iterator[None]:
 def _failure(exc: BaseException, server: ServerSettings) -> UpstreamError:
     """The 502 for an I/O failure; a response head over a limit names the key to raise."""
     where = f" ({server.source})" if server.source else ""
-    if isinstance(exc.__cause__, LineTooLong):
-        start = exc.__cause__.args[0][:60]
+    too_long = _cause(exc, LineTooLong)
+    if too_long is not None:
+        start = too_long.args[0][:60]
         start = start.decode("latin-1") if isinstance(start, bytes) else str(start)
         return UpstreamHeadTooLarge(
             f"an upstream response header line is over {server.upstream_max_header_size} bytes "
@@ -111,6 +112,15 @@ def _failure(exc: BaseException, server: ServerSettings) -> UpstreamError:
             f"the upstream response has more than {server.upstream_max_headers} header lines; "
             f"raise server.upstream_max_headers{where} to accept it")
     return UpstreamUnreachable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+
+def _cause(exc: BaseException | None, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of `kind` in the chain that led to `exc` (bounded: chains are short)."""
+    for _ in range(8):
+        if exc is None or isinstance(exc, kind):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 @dataclass(frozen=True, slots=True)

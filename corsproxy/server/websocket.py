@@ -11,6 +11,7 @@ a message over `server.websocket_max_message_size` closes both ends with 1009, n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -80,6 +81,18 @@ async def relay(request: web.Request, session: aiohttp.ClientSession, leg: Leg) 
 
 
 async def _pump_both_ways(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
+    relay = asyncio.ensure_future(_relay(client, upstream))
+    try:
+        await asyncio.shield(relay)
+    except asyncio.CancelledError:
+        # aiohttp cancels the handler once the client's connection is gone, which may be while
+        # the relay is passing the client's close (a 1009, say) on: let it finish, bounded.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(relay, CLOSE_TIMEOUT)
+        raise
+
+
+async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
     tasks = [asyncio.create_task(_pump(client, upstream)), asyncio.create_task(_pump(upstream, client))]
     try:
         # The side that closes first relays its close to the other; that ends the other pump.
