@@ -77,7 +77,8 @@ def changes(old: Config, new: Config) -> Changes:
 def _server_block(config: Config) -> tuple:
     """The server: block's values (its line number moves with any edit above it)."""
     server = config.server
-    return (server.host, server.port, server.allowed_hosts, server.allow_any_host)
+    return (server.host, server.port, server.allowed_hosts, server.allow_any_host,
+            server.websocket_max_message_size, server.upstream_max_header_size, server.upstream_max_headers)
 
 
 @dataclass(frozen=True, slots=True)
