@@ -94,6 +94,13 @@ class Route:
     verify_tls: bool = True
     set_headers: tuple[tuple[str, str], ...] = ()  # request_headers.set, interpolated
     remove_headers: frozenset[str] = frozenset()   # request_headers.remove, lower-case
+    # An intercepted host's path (issue #14): the request keeps its URL, Host, cookies and
+    # redirects (no X-Forwarded-*, no Location or Set-Cookie rewrite; Alt-Svc is dropped).
+    transparent: bool = False
+    # False for an intercepted host's unlisted paths: no CORS decision, headers untouched.
+    applies_cors: bool = True
+    connect_to: tuple[str, int] | None = None     # dial here instead of upstream.host:port
+    ca_file: str | None = None                    # absolute path: extra trust for the upstream
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +139,49 @@ class FileDefaults:
 
 
 @dataclass(frozen=True, slots=True)
+class InterceptHost:
+    """One `intercept.hosts` entry: a third-party host the browser reaches through the listener."""
+
+    host: str                                     # an exact DNS name, lower-case
+    port: int
+    routes: tuple[Route, ...]                     # one per listed path, + "/" passing the rest through
+    source: Source
+
+    @property
+    def authority(self) -> str:
+        return self.host if self.port == 443 else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class InterceptSettings:
+    """The `intercept:` block: the second listener and the hosts it terminates TLS for."""
+
+    hosts: tuple[InterceptHost, ...]
+    source: Source
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8081
+    ca: str = "ephemeral"                         # or "persistent" (`corsproxy ca init`)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The host names, sorted and unique: what the CA's name constraints permit."""
+        return tuple(sorted({entry.host for entry in self.hosts}))
+
+    def find(self, host: str, port: int) -> InterceptHost | None:
+        for entry in self.hosts:
+            if entry.host == host and entry.port == port:
+                return entry
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerSettings
     routes: tuple[Route, ...]                     # in file order, then order within a file
     defaults: tuple[FileDefaults, ...]            # one per file, files in name order
     files: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()                # legal but risky setups, for `check` and the banner
+    intercept: InterceptSettings | None = None    # absent: no second listener
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,16 +25,19 @@ from corsproxy.model import (
     Config,
     CorsPolicy,
     FileDefaults,
+    InterceptHost,
+    InterceptSettings,
     Route,
     ServerSettings,
     Source,
 )
 from corsproxy.policy.cors import ordered_methods
+from corsproxy.policy.intercept import host_routes
 from corsproxy.policy.origins import matches_any_origin
 
 FLAGS_FILE = "<command line>"
 
-TOP_KEYS = ("server", "cors", "routes")
+TOP_KEYS = ("server", "cors", "routes", "intercept")
 SERVER_KEYS = ("host", "port", "allowed_hosts", "inspector_size", "websocket_max_message_size",
                "upstream_max_header_size", "upstream_max_headers")
 # Server keys holding a whole number: key -> (lowest, highest).
@@ -45,6 +48,9 @@ ROUTE_KEYS = ("prefix", "upstream", "strip_prefix", "change_origin", "timeout", 
 REQUEST_HEADER_KEYS = ("set", "remove")
 # The inspector keeps this many request records (a few hundred bytes each, never bodies).
 MAX_INSPECTOR_SIZE = 100_000
+INTERCEPT_KEYS = ("listen", "ca", "hosts")
+INTERCEPT_HOST_KEYS = ("host", "port", "paths", "cors", "connect_to", "ca_file", "verify_tls")
+CA_KINDS = ("ephemeral", "persistent")
 # Keys whose values are not interpolated: "$" and "{n}" are regex syntax.
 _VERBATIM_KEYS = ("allow_origin_regex",)
 
@@ -288,6 +294,66 @@ def _server(server: tuple[Source, dict[str, Any]] | None) -> ServerSettings:
     return settings.bound_to(settings.host, settings.port)
 
 
+# ---------------------------------------------------------------- intercept
+
+
+def _intercept(doc: Doc, value: Any, defaults: Mapping[str, _Setting]) -> InterceptSettings | None:
+    path: PathKey = ("intercept",)
+    block = values.mapping(doc, path, value, INTERCEPT_KEYS)
+    if block is None:
+        return None
+    fields: dict[str, Any] = {}
+    if "listen" in block:
+        listen = values.host_port(doc, (*path, "listen"), block["listen"], "127.0.0.1:8081", low=0)
+        if listen is not None:
+            fields["listen_host"], fields["listen_port"] = listen
+    if "ca" in block:
+        if block["ca"] in CA_KINDS:
+            fields["ca"] = block["ca"]
+        else:
+            doc.add((*path, "ca"), f"expected ephemeral or persistent, got {block['ca']!r}",
+                    "ephemeral (the default) lives for this run; persistent is made by 'corsproxy ca init'")
+    hosts = block.get("hosts")
+    if not isinstance(hosts, list) or not hosts:
+        doc.add((*path, "hosts"), "expected a list of hosts to intercept",
+                "write each as a '- host: api.thirdparty.com' item")
+        hosts = []
+    entries = [_intercept_host(doc, (*path, "hosts", i), item, defaults) for i, item in enumerate(hosts)]
+    seen: dict[tuple[str, int], InterceptHost] = {}
+    for i, entry in enumerate(entries):
+        if entry is not None and (first := seen.setdefault((entry.host, entry.port), entry)) is not entry:
+            doc.add((*path, "hosts", i, "host"), f"{entry.host}:{entry.port} is listed twice, also at {first.source}",
+                    "list each host once, with all its paths")
+    if len(hosts) != len([e for e in entries if e is not None]):
+        return None
+    return InterceptSettings(hosts=tuple(entries), source=Source(doc.file, doc.line(path)), **fields)
+
+
+def _intercept_host(doc: Doc, path: PathKey, value: Any,
+                    defaults: Mapping[str, _Setting]) -> InterceptHost | None:
+    entry = values.mapping(doc, path, value, INTERCEPT_HOST_KEYS)
+    if entry is None:
+        return None
+    if "host" not in entry:
+        doc.add(path, "missing required key 'host'", "every intercepted host names its host: api.thirdparty.com")
+        return None
+    host = values.dns_name(doc, (*path, "host"), entry["host"])
+    port = values.integer(doc, (*path, "port"), entry["port"], 1, 65535) if "port" in entry else 443
+    paths = values.intercept_paths(doc, (*path, "paths"), entry["paths"]) if "paths" in entry else ["/"]
+    connect_to = (values.host_port(doc, (*path, "connect_to"), entry["connect_to"], "127.0.0.1:9443")
+                  if "connect_to" in entry else None)
+    ca_file = values.ca_file(doc, (*path, "ca_file"), entry["ca_file"]) if "ca_file" in entry else None
+    verify = values.boolean(doc, (*path, "verify_tls"), entry["verify_tls"]) if "verify_tls" in entry else True
+    own = _cors_settings(doc, (*path, "cors"), entry.get("cors"), level=2)
+    policy = _policy(doc, {**defaults, **own}, f"intercepted host {host or '?'}", doc.where(path))
+    if (None in (host, port, paths, verify) or ("connect_to" in entry and connect_to is None)
+            or ("ca_file" in entry and ca_file is None)):
+        return None
+    source = Source(doc.file, doc.line(path))
+    return InterceptHost(host, port, host_routes(host, port, paths, policy, source, connect_to=connect_to,
+                                                 ca_file=ca_file, verify_tls=verify), source)
+
+
 # ---------------------------------------------------------------- assembling
 
 
@@ -296,6 +362,7 @@ class _FileResult:
     routes: list[tuple[PathKey, Route]]
     defaults: FileDefaults
     server: tuple[Source, dict[str, Any]] | None
+    intercept: InterceptSettings | None = None
 
 
 def _check_file(doc: Doc) -> _FileResult:
@@ -313,14 +380,16 @@ def _check_file(doc: Doc) -> _FileResult:
     if "server" in data:
         server = (Source(doc.file, doc.line(("server",))),
                   _server_fields(doc, ("server",), data["server"]))
+    intercept = _intercept(doc, data["intercept"], defaults) if "intercept" in data else None
     return _FileResult([(p, r) for p, r in checked if r is not None],
-                       FileDefaults(doc.file, policy), server)
+                       FileDefaults(doc.file, policy), server, intercept)
 
 
 def _build(docs: list[Doc], problems: list[ConfigProblem]) -> Config:
     """Check every document and assemble the Config; the documents share `problems`."""
     results = [_check_file(doc) for doc in docs]
     server = _one_server(results, problems)
+    intercept = _one_block(results, problems)
     routes = [route for result in results for _, route in result.routes]
     _refuse_duplicate_prefixes(results, problems)
     if problems:
@@ -330,6 +399,7 @@ def _build(docs: list[Doc], problems: list[ConfigProblem]) -> Config:
         routes=tuple(routes),
         defaults=tuple(result.defaults for result in results),
         files=tuple(doc.file for doc in docs),
+        intercept=intercept,
     ))
 
 
@@ -354,6 +424,22 @@ def _one_server(results: Iterable[_FileResult],
         problems.append(ConfigProblem(
             where.file, where.line, "server", f"the server block is also set in {first[0]}",
             "at most one file of a directory may set server; keep one of them"))
+    return first
+
+
+def _one_block(results: Iterable[_FileResult], problems: list[ConfigProblem]) -> InterceptSettings | None:
+    """The one intercept block of a directory (one listener); a second one names both."""
+    first = None
+    for result in results:
+        block = result.intercept
+        if block is None:
+            continue
+        if first is None:
+            first = block
+            continue
+        problems.append(ConfigProblem(
+            block.source.file, block.source.line, "intercept", f"the intercept block is also set in {first.source}",
+            "at most one file of a directory may set intercept; move its hosts into one file"))
     return first
 
 

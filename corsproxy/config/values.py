@@ -8,13 +8,16 @@ and how the fields become a Config, is the business of config.py.
 from __future__ import annotations
 
 import difflib
+import os
 import re
+import ssl
 import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from corsproxy.config.yamldoc import Doc, PathKey, show
 from corsproxy.model import BUILTIN_PREFIX, Upstream
+from corsproxy.policy.intercept import dns_name_problem
 from corsproxy.policy.origins import normalise_origin, parse_host
 
 UPSTREAM_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
@@ -307,3 +310,66 @@ def allowed_hosts(doc: Doc, path: PathKey, value: Any) -> dict[str, Any]:
             doc.add(item_path, f"bad host: {exc}",
                     'a host name or address with an optional port, e.g. localhost or "[::1]:8080"')
     return {"allowed_hosts": tuple(hosts), "allow_any_host": False}
+
+
+# ---------------------------------------------------------------- intercept
+
+
+def host_port(doc: Doc, path: PathKey, value: Any, example: str, low: int = 1) -> tuple[str, int] | None:
+    """`host:port` (IPv6 in brackets), e.g. intercept.listen or a connect_to."""
+    text = _string(doc, path, value)
+    if text is None:
+        return None
+    try:
+        # parse_host refuses port 0 (a Host header never has it); a listen address may.
+        host, port = (parse_host(text[:-2])[0], 0) if low == 0 and text.endswith(":0") else parse_host(text)
+    except ValueError as exc:
+        doc.add(path, f"bad address: {exc}", f"write host:port, e.g. {example}")
+        return None
+    if port is None or port < low:
+        doc.add(path, f"{text!r} has no usable port", f"write host:port, e.g. {example}")
+        return None
+    return host, port
+
+
+def dns_name(doc: Doc, path: PathKey, value: Any) -> str | None:
+    text = _string(doc, path, value)
+    if text is None:
+        return None
+    problem = dns_name_problem(text)
+    if problem is not None:
+        doc.add(path, f"{text!r}: {problem}", "write the exact host name the page calls, e.g. api.thirdparty.com")
+        return None
+    return text.lower().rstrip(".")
+
+
+def intercept_paths(doc: Doc, path: PathKey, value: Any) -> list[str] | None:
+    items = string_list(doc, path, value)
+    if items is None:
+        return None
+    paths = []
+    for item_path, text in items:
+        prefix = text.rstrip("/") or "/"
+        problem = _prefix_problem(text, prefix)
+        if problem is not None and text.startswith("/") and prefix.startswith(BUILTIN_PREFIX):
+            problem = None  # /__corsproxy is only reserved on the proxy's own port
+        if problem is not None:
+            doc.add(item_path, *problem)
+        else:
+            paths.append(prefix)
+    return paths if len(paths) == len(items) else None
+
+
+def ca_file(doc: Doc, path: PathKey, value: Any) -> str | None:
+    """A PEM file of CA certificates, relative to the config file's folder; absolute after."""
+    text = _string(doc, path, value)
+    if text is None:
+        return None
+    file = os.path.join(os.path.dirname(os.path.abspath(doc.file)), text)
+    try:
+        ssl.create_default_context(cafile=file)
+    except (OSError, ssl.SSLError) as exc:
+        doc.add(path, f"cannot use {file} as CA certificates: {exc}",
+                "give a PEM file of CA certificates, relative to this config file's folder")
+        return None
+    return file

@@ -25,6 +25,7 @@ _FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-hos
 # itself (and Host, when the route sends the upstream's own). Built once, not per request.
 _REQUEST_DROPPED = HOP_BY_HOP | _FORWARDED
 _REQUEST_DROPPED_WITH_HOST = _REQUEST_DROPPED | {"host"}
+_ALT_SVC = frozenset({"alt-svc"})
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
@@ -36,8 +37,10 @@ def upstream_request_headers(
     Content-Length, Origin, Cookie, Authorization and Accept-Encoding pass as sent; the
     route's ``request_headers`` are applied last (remove, then set).
     """
-    dropped = _REQUEST_DROPPED_WITH_HOST if route.change_origin else _REQUEST_DROPPED
     listed = _connection_names(headers)
+    if route.transparent:  # an intercepted request goes on as the browser made it
+        return [(n, v) for n, v in _without(headers, HOP_BY_HOP | listed) if _safe(v)]
+    dropped = _REQUEST_DROPPED_WITH_HOST if route.change_origin else _REQUEST_DROPPED
     out = _without(headers, dropped | listed if listed else dropped)
     if route.change_origin:
         out.insert(0, ("Host", route.upstream.host_header))
@@ -60,9 +63,15 @@ def client_response_headers(
     ``Vary`` headers become one, where the first upstream ``Vary`` was. ``nosniff`` is added
     unless the upstream sent X-Content-Type-Options: a JSON answer must never run as the
     script or style a foreign page loads with <script src> (Fetch §3.5 "should response to
-    request be blocked due to nosniff").
+    request be blocked due to nosniff"). An intercepted host's unlisted path (``applies_cors``
+    off) keeps every header but the hop-by-hop ones; its listed paths lose ``Alt-Svc``, which
+    would send the browser to HTTP/3 past the proxy.
     """
     dropped = HOP_BY_HOP | _connection_names(headers)
+    if not route.applies_cors:
+        return _without(headers, dropped)
+    if route.transparent:
+        dropped |= _ALT_SVC
     out: list[tuple[str, str]] = []
     vary_at: int | None = None
     vary: list[str] = []
@@ -77,7 +86,9 @@ def client_response_headers(
                 vary_at = len(out)
             vary.append(value)
             continue
-        if lower == "location":
+        if route.transparent:
+            pass  # the browser talks to the real host: its URLs and cookies are right as sent
+        elif lower == "location":
             value = rewrite_location(value, route, proxy_origin)
         elif lower == "set-cookie":
             value = map_cookie_path(strip_cookie_domain(value), route)

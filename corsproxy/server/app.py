@@ -13,6 +13,7 @@ Both run `respond`, so there is one copy of every gate, of the CORS engine and o
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,9 +25,10 @@ from aiohttp import HttpVersion10, HttpVersion11, web
 from corsproxy import config as config_module
 from corsproxy.errors import RequestRejected, UpstreamError
 from corsproxy.judge.cookies import CookieContext, judge_set_cookie
-from corsproxy.model import BUILTIN_PREFIX, Config, CorsPolicy, Decision, RequestFacts
+from corsproxy.model import BUILTIN_PREFIX, Config, CorsPolicy, Decision, RequestFacts, Route
 from corsproxy.policy import cors, origins, routing
 from corsproxy.server import inspector, logs, upstream, websocket
+from corsproxy.server.intercept import InterceptState
 from corsproxy.server.logs import get_logger
 
 JSON = "application/json"
@@ -36,12 +38,15 @@ HTTP_VERSIONS = frozenset({HttpVersion10, HttpVersion11})
 # aiohttp's router matches the decoded path; "(?s:...)" lets a decoded CR/LF reach the gates
 # (and their 400) instead of the router's own 404, which would come before the Host guard.
 CATCH_ALL = "/{tail:(?s:.*)}"
+# An intercepted host's unlisted path: forwarded as it is, the CORS engine not asked.
+PASS_THROUGH = Decision(allowed=True, kind="pass-through")
 
 
 class Targets(Protocol):
     """Where the gates may send a request: what differs between the main port and a tunnel."""
 
     builtins: bool  # whether /__corsproxy/ is answered here
+    foreign_target_status: int  # for CONNECT or an absolute-form target: never dialled
 
     def host_refusal(self, host: str | None) -> str | None:
         """Why a request with this Host is refused (403), None when it is let through."""
@@ -55,6 +60,9 @@ class Targets(Protocol):
     def no_route(self, path: str) -> dict:
         """The JSON body of the 404 for a path no route matches."""
 
+    def trust(self, route: Route) -> ssl.SSLContext | None:
+        """Extra CA certificates for the route's upstream; None: the system's."""
+
 
 @dataclass(frozen=True, slots=True)
 class State:
@@ -65,14 +73,22 @@ class State:
     table: routing.RouteTable
     routes_body: bytes
     unmatched_policies: tuple[CorsPolicy, ...]
+    intercept: InterceptState | None = None
 
     @classmethod
-    def of(cls, config: Config) -> State:
+    def of(cls, config: Config, previous: State | None = None) -> State:
+        """`previous` (on reload) lends its intercept CA when the host names are unchanged.
+        Raises ca.StoreError when the config wants a persistent CA that cannot be used."""
         rows = config_module.route_rows(config)
         policies = tuple(d.cors for d in config.defaults) or (CorsPolicy(scope="no config file"),)
-        return cls(config, routing.RouteTable(config.routes), json.dumps({"routes": rows}, indent=2).encode(), policies)
+        intercept = None
+        if config.intercept is not None:
+            intercept = InterceptState.of(config.intercept, previous.intercept if previous else None)
+        return cls(config, routing.RouteTable(config.routes), json.dumps({"routes": rows}, indent=2).encode(),
+                   policies, intercept)
 
     builtins = True
+    foreign_target_status = 400
 
     def host_refusal(self, host: str | None) -> str | None:
         server = self.config.server
@@ -85,6 +101,9 @@ class State:
 
     def no_route(self, path: str) -> dict:
         return {"error": "no route", "path": path, "routes": [r.prefix for r in self.config.routes]}
+
+    def trust(self, route: Route) -> None:
+        return None
 
     def policy_for_unmatched(self, origin: str | None) -> CorsPolicy:
         """The first file (name order) whose defaults allow the origin, else the first file's."""
@@ -201,7 +220,7 @@ async def _answer(request: web.BaseRequest, state: State, targets: Targets,
     if request.method == "CONNECT" or not target.startswith("/"):
         raise RequestRejected(
             f"request target {target[:200]!r} is not served: corsproxy forwards only to the upstreams "
-            "of its config, never to an address named in the request", 400)
+            "of its config, never to an address named in the request", targets.foreign_target_status)
     path, _, query = target.partition("?")
     if targets.builtins and (path == BUILTIN_PREFIX or path.startswith(BUILTIN_PREFIX + "/")):
         trace.decision = "builtin"
@@ -214,15 +233,19 @@ async def _answer(request: web.BaseRequest, state: State, targets: Targets,
         trace.route, trace.source = match.route.prefix, str(match.route.source)
     else:
         trace.source = policy.source_of("allow_origins")
-    if facts.is_preflight:
+    if match is not None and not match.route.applies_cors:
+        decision = PASS_THROUGH
+    elif facts.is_preflight:
         return _preflight_response(cors.preflight(policy, facts), trace)
-    decision = cors.actual(policy, facts)
+    else:
+        decision = cors.actual(policy, facts)
     trace.decided(decision)
     if match is None:
         return _json(404, targets.no_route(path), decision.headers)
     if not decision.allowed:
         return _text(403, "\n".join(decision.reasons), decision.headers)
-    leg = upstream.Leg(match, query, decision.headers, facts.proxy_origin or "", state.config.server)
+    leg = upstream.Leg(match, query, decision.headers, facts.proxy_origin or "", state.config.server,
+                       targets.trust(match.route))
     try:
         if websocket.is_upgrade(request):
             outcome = await websocket.relay(request, session, leg)

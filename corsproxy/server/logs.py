@@ -35,6 +35,7 @@ def configure(log_format: str = "console", level: str = "info") -> None:
     global _info_enabled, _json
     _json = log_format == "json"
     _info_enabled = logging.getLevelName(level.upper()) <= logging.INFO
+    _json = log_format == "json"
     shared: list[structlog.typing.Processor] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -71,6 +72,14 @@ def ready_line(url: str, bound: str, workers: int = 1) -> str:
     if _json:
         return _json_line("info", "listening", url=url, bound=bound, workers=workers)
     return READY_PREFIX + url + (f" ({workers} workers)" if workers > 1 else "")
+
+
+def intercept_line(url: str, hosts: list[str], spki: str) -> str:
+    """The line `serve` prints after the ready line when it intercepts (CONTRACT: event
+    `intercepting` with url, hosts and spki in JSON mode)."""
+    if _json:
+        return _json_line("info", "intercepting", url=url, hosts=hosts, spki=spki)
+    return f"corsproxy intercepting {', '.join(hosts)} on {url} (CA SPKI sha256: {spki})"
 
 
 def error_line(message: str) -> str:

@@ -21,6 +21,7 @@ from corsproxy.config.yamldoc import YAML_SUFFIXES
 from corsproxy.errors import ConfigError
 from corsproxy.model import Config, ServerSettings
 from corsproxy.server.app import State, StateHolder
+from corsproxy.server.ca import StoreError
 from corsproxy.server.logs import cannot_listen, get_logger
 
 POLL_SECONDS = 0.5
@@ -142,12 +143,19 @@ class Reloader:
                     log.error("reload refused", why=str(problem))
                 log.warning("keeping the last good config", trigger=why, problems=len(exc.problems))
                 return False
+            previous = self._holder.current
+            try:
+                state = State.of(new, previous)
+            except StoreError as exc:
+                log.error("reload refused", why=str(exc))
+                return False
             diff = changes(self._files, files)
             old_server, self._files = self._files.server, files
-            self._holder.current = State.of(new)
+            self._holder.current = state
             log.info("config reloaded", trigger=why, added=list(diff.added), removed=list(diff.removed),
                      changed=list(diff.changed), server_changed=diff.server_changed,
                      defaults_changed=diff.defaults_changed)
+            _log_intercept_change(previous, state)
             await self._apply_listen(diff, old_server, new)
         for warning in new.warnings:
             log.warning("config warning", why=warning)
@@ -176,3 +184,15 @@ class Reloader:
                       why=cannot_listen(host, port, exc), old=f"{old.host}:{old.port}")
             return
         log.info("listening", url=url, trigger="reload", changed=[f"server.{key}" for key in moved])
+
+def _log_intercept_change(old: State, new: State) -> None:
+    """What a browser using the intercept listener must know after a reload."""
+    log = get_logger()
+    before, after = old.config.intercept, new.config.intercept
+    if (before is None) != (after is None) or (
+            before and after and (before.listen_host, before.listen_port) != (after.listen_host, after.listen_port)):
+        log.warning("intercept listener changed; restart corsproxy to apply it")
+    if old.intercept and new.intercept and old.intercept.authority is not new.intercept.authority:
+        log.warning("intercepted hosts changed, so the ephemeral CA was made anew; restart the browser "
+                    "with the new flags (corsproxy chrome-flags)", spki=new.intercept.authority.spki,
+                    hosts=list(new.intercept.settings.names))

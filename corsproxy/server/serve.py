@@ -16,6 +16,8 @@ from corsproxy.policy.origins import page_host, same_host_advice
 from corsproxy.server import logs
 from corsproxy.server.logs import cannot_listen, display_url
 from corsproxy.server.app import STATE, build_app
+from corsproxy.server.ca import StoreError
+from corsproxy.server.listener import Listener
 from corsproxy.server.logs import get_logger
 from corsproxy.server.reload import ConfigSource, Relisten, Reloader
 
@@ -46,7 +48,11 @@ def page_url(server: ServerSettings, host: str, port: int) -> str:
 
 async def serve(config: Config, *, grace: float, source: ConfigSource | None,
                 ready: Callable[[str, str], None], reuse_port: bool = False) -> int:
-    app = build_app(config)
+    try:
+        app = build_app(config)
+    except StoreError as exc:
+        print(logs.error_line(str(exc)), file=sys.stderr)
+        return 2
     # handler_cancellation: a client that goes away cancels its handler, which closes the
     # upstream request too (an idle SSE stream must not keep its upstream open forever).
     runner = web.AppRunner(app, shutdown_timeout=grace, handler_cancellation=True, access_log=None)
@@ -62,6 +68,10 @@ async def serve(config: Config, *, grace: float, source: ConfigSource | None,
     host, port = _bound_address(site)
     bound = display_url(host, port)
     url = page_url(server, host, port)
+    listener = await _start_intercept(app, config) if config.intercept else None
+    if listener is False:
+        await runner.cleanup()
+        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # The handlers stay installed until cleanup ends, so a second signal during the grace
@@ -86,11 +96,15 @@ async def serve(config: Config, *, grace: float, source: ConfigSource | None,
     ready(url, bound)
     if not reuse_port:  # one worker of many would only repeat it
         background.append(asyncio.create_task(_warn_unreachable(config)))
+    if listener:
+        _announce_intercept(app, listener)
     try:
         await stop.wait()
         get_logger().info("stopping", grace_seconds=grace)
         for task in background:
             task.cancel()
+        if listener:
+            await listener.stop(grace)  # before the app's cleanup closes the upstream session
         await runner.cleanup()
     finally:
         for sig in (*STOP_SIGNALS, signal.SIGHUP):
@@ -143,6 +157,29 @@ def _bound_address(site: web.TCPSite) -> tuple[str, int]:
     sock: socket.socket = site._server.sockets[0]  # type: ignore[union-attr]
     host, port = sock.getsockname()[:2]
     return host, port
+
+
+async def _start_intercept(app: web.Application, config: Config) -> Listener | bool:
+    """The intercept listener, up before the ready line (a browser started on that line must
+    find its PAC, or it goes direct silently); False when it cannot listen."""
+    listener = Listener(app)
+    settings = config.intercept
+    try:
+        host, port = await listener.start(settings.listen_host, settings.listen_port)
+    except OSError as exc:
+        why = cannot_listen(settings.listen_host, settings.listen_port, exc).split("; ")[0]
+        print(logs.error_line(f"{why} ({settings.source}: intercept.listen; change it there)"), file=sys.stderr)
+        return False
+    listener.url = display_url(host, port)
+    return listener
+
+
+def _announce_intercept(app: web.Application, listener: Listener) -> None:
+    """The contract's intercept line, after the ready line (one JSON object in JSON mode)."""
+    intercept = app[STATE].current.intercept
+    hosts, spki = list(intercept.settings.names), intercept.authority.spki
+    get_logger().info("intercepting", url=listener.url, hosts=hosts, spki=spki, ca=intercept.authority.origin)
+    print(logs.intercept_line(listener.url, hosts, spki), flush=True)
 
 
 def _print_ready(url: str, bound: str) -> None:

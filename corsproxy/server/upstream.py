@@ -47,6 +47,7 @@ class Leg:
     cors_headers: tuple[tuple[str, str], ...]
     proxy_origin: str
     server: ServerSettings
+    trust: ssl.SSLContext | None = None   # extra CA certificates for the upstream (ca_file)
 
     @property
     def route(self) -> Route:
@@ -155,9 +156,17 @@ class ProxyResponse(web.StreamResponse):
 def upstream_url(route: Route, match: Match, raw_query: str) -> str:
     upstream = route.upstream
     scheme = {"ws": "http", "wss": "https"}.get(upstream.scheme, upstream.scheme)
-    host = f"[{upstream.host}]" if ":" in upstream.host else upstream.host
+    host, port = route.connect_to or (upstream.host, upstream.port)
+    host = f"[{host}]" if ":" in host else host
     query = f"?{raw_query}" if raw_query else ""
-    return f"{scheme}://{host}:{upstream.port}{match.upstream_path}{query}"
+    return f"{scheme}://{host}:{port}{match.upstream_path}{query}"
+
+
+def tls_options(route: Route, trust: ssl.SSLContext | None) -> dict:
+    """How the round trip checks the upstream's certificate: `trust` (a route's ca_file) or
+    the system store, for the upstream's own name even when it dials a `connect_to`."""
+    verify: bool | ssl.SSLContext = (trust or True) if route.verify_tls else False
+    return {"ssl": verify, "server_hostname": route.upstream.host if route.connect_to else None}
 
 
 def request_headers(request: web.Request, route: Route) -> list[tuple[str, str]]:
@@ -188,7 +197,7 @@ async def _round_trip(request: web.Request, session: aiohttp.ClientSession, leg:
             headers=CIMultiDict(request_headers(request, route)),
             data=body,
             allow_redirects=False,
-            ssl=route.verify_tls,
+            **tls_options(route, leg.trust),
             **head_limits(leg.server),
         )
 

@@ -23,6 +23,7 @@ from corsproxy.server.upstream import (
     Outcome,
     request_headers,
     send_response,
+    tls_options,
     upstream_errors,
     upstream_url,
 )
@@ -65,7 +66,7 @@ async def relay(request: web.Request, session: aiohttp.ClientSession, leg: Leg) 
                 try:
                     upstream = await session.ws_connect(
                         aiohttp.client.URL(url, encoded=True),
-                        headers=CIMultiDict(headers), protocols=protocols, ssl=route.verify_tls,
+                        headers=CIMultiDict(headers), protocols=protocols, **tls_options(route, leg.trust),
                         autoclose=False, autoping=False, max_msg_size=limit,
                     )
                 finally:

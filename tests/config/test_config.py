@@ -416,7 +416,7 @@ RULES = [
     ),
     pytest.param(
         "- prefix: /api\n",
-        "config/c.yaml:1: the top level must be a mapping of server, cors, routes, not a list "
+        "config/c.yaml:1: the top level must be a mapping of server, cors, routes, intercept, not a list "
         "(start the file with 'routes:')",
         id="top-level-not-a-mapping",
     ),
@@ -741,7 +741,7 @@ def test_bundled_config_uses_every_key() -> None:
     """The bundled config documents every key the loader accepts."""
     text = (REPO / "config" / "corsproxy.yaml").read_text()
     keys = (*loader.TOP_KEYS, *loader.SERVER_KEYS, *loader.ROUTE_KEYS, *loader.CORS_KEYS,
-            *loader.REQUEST_HEADER_KEYS)
+            *loader.REQUEST_HEADER_KEYS, *loader.INTERCEPT_KEYS, *loader.INTERCEPT_HOST_KEYS)
     assert [key for key in keys if f"{key}:" not in text] == []
 
 
