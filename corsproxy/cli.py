@@ -19,7 +19,7 @@ from corsproxy.policy import origins
 from corsproxy.server import logs
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-SUBCOMMANDS = ("serve", "check", "health", "probe", "demo")
+SUBCOMMANDS = ("serve", "check", "health", "probe", "demo", "browser", "chrome-flags", "ca")
 
 
 class UsageError(Exception):
@@ -92,7 +92,39 @@ def _parser() -> argparse.ArgumentParser:
     from corsproxy.commands import demo, probe
     probe.add_arguments(sub.add_parser("probe", help="replay a request as a browser would and say whether CORS lets the page read it"))
     demo.add_arguments(sub.add_parser("demo", help="start a demo API, the proxy and a page that shows the CORS problem and the fix"))
+    _add_intercept_commands(sub)
     return parser
+
+
+def _add_intercept_commands(sub) -> None:
+    """browser, chrome-flags and ca: each reads the config, so cli loads it for them."""
+    from corsproxy.commands import browser, ca
+
+    for name, help_text, add, run in (
+        ("browser", "run the proxy and a throwaway Chromium profile that reaches the intercepted hosts through it",
+         browser.add_browser_arguments, browser.run_browser),
+        ("chrome-flags", "print the Chromium flags for a running intercept listener",
+         browser.add_flags_arguments, browser.run_flags),
+        ("ca", "manage the persistent intercept CA ($XDG_DATA_HOME/corsproxy/)", ca.add_arguments, ca.run),
+    ):
+        parser = sub.add_parser(name, help=help_text)
+        _add_config_flag(parser)
+        add(parser)
+        parser.set_defaults(run=_with_config(run))
+
+
+def _with_config(run):
+    """A command run with the loaded config and its path (None when none is found: `ca show`,
+    `ca remove` and `chrome-flags --url` work without one)."""
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            path = _config_path(args)
+        except UsageError:
+            if args.config:
+                raise
+            path = None
+        return run(args, _load(args, path) if path else None, path)
+    return wrapper
 
 
 def _add_config_flag(parser: argparse.ArgumentParser) -> None:
@@ -188,6 +220,9 @@ def _run_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, not {args.workers}")
     if args.workers > 1:
+        if first.intercept is not None:
+            raise UsageError("--workers cannot be used with an intercept block: one process owns the "
+                             "intercept listener and its CA")
         from corsproxy.server import workers
         return workers.run(first, workers=args.workers, grace=grace, source=source)
     return serve.run(first, grace=grace, source=source)
@@ -199,8 +234,14 @@ def _run_check(args: argparse.Namespace) -> int:
     print(format_route_table(rows))
     for row in rows:
         print(f"\n{format_policy(row)}")
+    if loaded.intercept is not None:
+        print(f"\n{format_intercept_table(loaded)}")
     for warning in loaded.warnings:
         print(f"warning: {warning}")
+    if loaded.intercept is not None:
+        from corsproxy.commands.ca import store_warnings
+        for warning in store_warnings(loaded):
+            print(f"warning: {warning}")
     print(f"ok: {len(rows)} route(s) from {len(loaded.files)} file(s)")
     print(f"note: {origins.same_host_advice(loaded.server.port)}")
     return EXIT_OK
@@ -252,7 +293,25 @@ def _first_line(exc: Exception) -> str:
 
 
 def format_route_table(rows: list[dict]) -> str:
-    columns = ("prefix", "upstream", "allow_origins", "allow_credentials", "source")
+    return _table(rows, ("prefix", "upstream", "allow_origins", "allow_credentials", "source"))
+
+
+def format_intercept_table(loaded: Config) -> str:
+    """The intercepted hosts, one row per listed path, under the route table."""
+    intercept = loaded.intercept
+    rows = [{"intercept": f"{entry.host}:{entry.port}", "path": route.prefix,
+             "allow_origins": ["*"] if route.cors.allow_any_origin else sorted(route.cors.allow_origins),
+             "allow_credentials": route.cors.allow_credentials,
+             "connect_to": ":".join(map(str, route.connect_to)) if route.connect_to else None,
+             "source": str(entry.source)}
+            for entry in intercept.hosts for route in entry.routes if route.applies_cors]
+    head = (f"intercept listener {intercept.listen_host}:{intercept.listen_port}, CA {intercept.ca} "
+            f"({intercept.source}); other paths of these hosts pass through untouched")
+    return head + "\n" + _table(rows, ("intercept", "path", "allow_origins", "allow_credentials", "connect_to",
+                                       "source"))
+
+
+def _table(rows: list[dict], columns: tuple[str, ...]) -> str:
     table = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in table]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip()]

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 
 from corsproxy.model import Config, Route
-from corsproxy.policy.origins import loopback_origin, matches_any_origin
+from corsproxy.policy.origins import loopback_host, loopback_origin, matches_any_origin
 
 
 def find_risks(config: Config) -> tuple[str, ...]:
@@ -26,6 +26,12 @@ def find_risks(config: Config) -> tuple[str, ...]:
             "rebinding is off, so a website can reach the proxy (and the upstreams and tokens "
             "behind it) through a DNS name that resolves to this machine; list the host names "
             "you use instead")
+    intercept = config.intercept
+    if intercept is not None and not loopback_host(intercept.listen_host):
+        warnings.append(
+            f"{intercept.source}: intercept.listen is {intercept.listen_host}, not a loopback address: "
+            "other machines can reach the listener and, through it, the intercepted hosts with the "
+            "policy's CORS headers; use 127.0.0.1 unless another machine's browser needs it")
     return tuple(dict.fromkeys(warnings))
 
 

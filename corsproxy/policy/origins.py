@@ -220,7 +220,12 @@ def matches_any_origin(regex: re.Pattern[str]) -> str | None:
 def loopback_origin(origin: str) -> bool:
     """Whether an http(s) origin is on this machine: localhost, *.localhost, 127.0.0.0/8 or [::1]
     (the HTML Standard's "potentially trustworthy" hosts besides https)."""
-    host = urlsplit(origin).hostname or ""
+    return loopback_host(urlsplit(origin).hostname or "")
+
+
+def loopback_host(host: str) -> bool:
+    """Whether a host name or address (IPv6 with or without brackets) is this machine."""
+    host = host.lower().strip("[]")
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
