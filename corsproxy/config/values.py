@@ -317,6 +317,9 @@ def allowed_hosts(doc: Doc, path: PathKey, value: Any) -> dict[str, Any]:
 
 def host_port(doc: Doc, path: PathKey, value: Any, example: str, low: int = 1) -> tuple[str, int] | None:
     """`host:port` (IPv6 in brackets), e.g. intercept.listen or a connect_to."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        doc.add(path, f"{value} is a port without a host", f"write host:port, e.g. {example}")
+        return None
     text = _string(doc, path, value)
     if text is None:
         return None
@@ -365,7 +368,7 @@ def ca_file(doc: Doc, path: PathKey, value: Any) -> str | None:
     text = _string(doc, path, value)
     if text is None:
         return None
-    file = os.path.join(os.path.dirname(os.path.abspath(doc.file)), text)
+    file = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(doc.file)), text))
     try:
         ssl.create_default_context(cafile=file)
     except (OSError, ssl.SSLError) as exc:
