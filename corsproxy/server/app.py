@@ -35,9 +35,6 @@ JSON = "application/json"
 # llhttp parses an HTTP/0.9-style line ("GET /x") and any "HTTP/d.d"; the proxy would re-send
 # such a request as HTTP/1.1, so it speaks only the versions it forwards (RFC 9112 §2.3).
 HTTP_VERSIONS = frozenset({HttpVersion10, HttpVersion11})
-# aiohttp's router matches the decoded path; "(?s:...)" lets a decoded CR/LF reach the gates
-# (and their 400) instead of the router's own 404, which would come before the Host guard.
-CATCH_ALL = "/{tail:(?s:.*)}"
 # An intercepted host's unlisted path: forwarded as it is, the CORS engine not asked.
 PASS_THROUGH = Decision(allowed=True, kind="pass-through")
 
@@ -152,13 +149,21 @@ class Trace:
 
 
 def build_app(config: Config) -> web.Application:
-    app = web.Application(handler_args={"max_field_size": 16 * 1024, "max_line_size": 16 * 1024})
+    app = web.Application(middlewares=[_gates_first],
+                          handler_args={"max_field_size": 16 * 1024, "max_line_size": 16 * 1024})
     app[STATE] = StateHolder(State.of(config))
     app[COOKIES_SEEN] = set()
     app[inspector.INSPECTOR] = inspector.new_buffer(config)
     app.cleanup_ctx.append(_client_session)
-    app.router.add_route("*", CATCH_ALL, handle)
     return app
+
+
+@web.middleware
+async def _gates_first(request: web.Request, handler) -> web.StreamResponse:
+    """Every request goes to `handle`, never to aiohttp's router: it would answer a target it
+    cannot route (CONNECT host:port, absolute-form, a decoded CR/LF in the path) with its own
+    404, before the Host guard and the request-target gate."""
+    return await handle(request)
 
 
 async def _client_session(app: web.Application):

@@ -267,8 +267,15 @@ async def test_main_port_refuses_connect_and_never_dials(proxy, sentinel) -> Non
     """The main port answers CONNECT with a 4xx from its own gate and dials nothing."""
     port, accepted = sentinel
     answer = await raw_exchange(proxy.port, f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
-    assert answer.startswith(b"HTTP/1.1 4")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"is not served: corsproxy forwards only to the upstreams of its config" in answer
     assert accepted == []
+
+
+async def test_main_port_connect_meets_the_host_guard_first(proxy) -> None:
+    """The gates, not aiohttp's router, answer CONNECT: a foreign Host is refused as such (403)."""
+    answer = await raw_exchange(proxy.port, b"CONNECT example.com:443 HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 403 ") and b"allowed_hosts" in answer
 
 
 async def test_intercepted_credentials_never_reach_the_log(proxy) -> None:
