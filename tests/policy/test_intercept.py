@@ -8,10 +8,10 @@ from corsproxy.model import InterceptHost, InterceptSettings, Source
 from corsproxy.policy.intercept import (
     connect_refusal,
     dns_name_problem,
-    is_loopback,
     sni_matches,
     tunnel_host_matches,
 )
+from corsproxy.policy.origins import loopback_host
 
 SETTINGS = InterceptSettings(hosts=(InterceptHost("api.thirdparty.test", 443, (), Source("c.yaml", 7)),
                                     InterceptHost("ws.thirdparty.test", 8443, (), Source("c.yaml", 9))),
@@ -77,6 +77,6 @@ def test_sni_matches(sni, matches) -> None:
 @pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("::1", True), ("localhost", True),
                                                 ("127.8.8.8", True), ("0.0.0.0", False), ("192.168.1.2", False),
                                                 ("example.com", False)])
-def test_is_loopback(host, loopback) -> None:
+def test_loopback_host(host, loopback) -> None:
     """A listener on any of these is reachable from this machine only."""
-    assert is_loopback(host) is loopback
+    assert loopback_host(host) is loopback
