@@ -94,22 +94,27 @@ async def _pump_both_ways(client: web.WebSocketResponse, upstream: aiohttp.Clien
 
 
 async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
-    tasks = [asyncio.create_task(_pump(client, upstream)), asyncio.create_task(_pump(upstream, client))]
+    pumps = {asyncio.create_task(_pump(client, upstream)): (client, upstream),
+             asyncio.create_task(_pump(upstream, client)): (upstream, client)}
     try:
-        # The side that closes first relays its close to the other; that ends the other pump.
-        _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if pending:
-            await asyncio.wait(pending, timeout=CLOSE_TIMEOUT)
-    finally:
-        for task in tasks:
+        done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        # The other direction stops reading before the close is passed on: a close() while
+        # another task reads the same socket ends without waiting for the peer's reply, and
+        # the browser then sees an unclean close.
+        for task in pumps:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*pumps, return_exceptions=True)
+        first = next(iter(done))
+        source, sink = pumps[first]
+        await _end(source, sink, first.result())
+    finally:
         await upstream.close()
         await client.close()
 
 
-async def _pump(source, sink) -> None:
-    """Relay ``source``'s messages to ``sink`` until ``source`` ends, then end ``sink`` alike."""
+async def _pump(source, sink) -> aiohttp.WSMessage | None:
+    """Relay ``source``'s messages to ``sink`` until ``source`` ends; return how it ended
+    (None: ``sink`` could not take a message)."""
     while True:
         message = await source.receive()
         kind = message.type
@@ -123,15 +128,20 @@ async def _pump(source, sink) -> None:
             elif kind is WSMsgType.PONG:
                 await sink.pong(message.data)
             else:
-                await _end(source, sink, message)
-                return
+                return message
         except (ConnectionError, aiohttp.ClientConnectionError, RuntimeError):
-            return  # the sink is gone; its own pump sees that and closes the source
+            return None
 
 
-async def _end(source, sink, message: aiohttp.WSMessage) -> None:
+GONE = b"the other end of the relay went away"
+
+
+async def _end(source, sink, message: aiohttp.WSMessage | None) -> None:
     """Close ``sink`` as ``source`` ended: its close code and reason, or an error close."""
-    if message.type is WSMsgType.CLOSE:
+    if message is None:
+        # `sink` failed: the end still there learns it with an error close, not a clean one.
+        await source.close(code=WSCloseCode.INTERNAL_ERROR, message=GONE)
+    elif message.type is WSMsgType.CLOSE:
         code = WSCloseCode.OK if message.data in _UNSENDABLE else message.data
         reason = (message.extra or "").encode()
         await sink.close(code=code, message=reason)
@@ -142,7 +152,6 @@ async def _end(source, sink, message: aiohttp.WSMessage) -> None:
         # the limit): the other end learns the same code, so no message is lost silently.
         code = getattr(error, "code", WSCloseCode.INTERNAL_ERROR)
         await sink.close(code=code, message=str(error)[:120].encode())
-    elif message.type is WSMsgType.CLOSED:
+    else:
         # Gone without a close frame: the other end sees an error close, not a clean one.
-        await sink.close(code=WSCloseCode.INTERNAL_ERROR, message=b"the other end of the relay went away")
-    # CLOSING: `sink` is the side that is being closed, by the other pump.
+        await sink.close(code=WSCloseCode.INTERNAL_ERROR, message=GONE)
