@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import ssl
 import sys
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -59,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--follow", action="store_true",
                         help="follow redirects as the browser would (default: report them and stop)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--intercept", metavar="LISTENER",
+                        help="send through corsproxy's intercept listener (e.g. http://127.0.0.1:8081), trusting "
+                             "its CA, as `corsproxy browser` does: probe an intercepted third-party URL")
     parser.set_defaults(run=run)
 
 
@@ -75,6 +79,7 @@ class Plan:
     timeout: float
     follow: bool
     notes: tuple[str, ...] = ()
+    intercept: str | None = None          # the intercept listener to send through
 
 
 @dataclass(slots=True)
@@ -155,7 +160,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         raise ProbeError("--timeout must be a positive number of seconds")
     notes += fetch_request.forbidden_header_notes(headers)
     return Plan(args.url, origin, method, tuple(headers), body, args.credentials, args.timeout,
-                args.follow, tuple(notes))
+                args.follow, tuple(notes), args.intercept.rstrip("/") if args.intercept else None)
 
 
 def _parse_header(text: str) -> tuple[str, str]:
@@ -182,9 +187,24 @@ def _parse_header(text: str) -> tuple[str, str]:
 async def probe(plan: Plan) -> Report:
     """Send what the browser would send, judge each answer, stop where the browser stops."""
     timeout = aiohttp.ClientTimeout(total=plan.timeout)
+    route = await _through_intercept(plan.intercept, plan.timeout) if plan.intercept else {}
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), timeout=timeout,
-                                     headers={"User-Agent": f"corsproxy-probe/{__version__}"}) as session:
+                                     headers={"User-Agent": f"corsproxy-probe/{__version__}"}, **route) as session:
         return await _walk(session, plan)
+
+
+async def _through_intercept(listener: str, timeout: float) -> dict:
+    """Session options that send every request through the intercept listener and trust its
+    CA (read from its /ca.pem) and nothing else, like the throwaway browser profile."""
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{listener}/ca.pem", timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+                pem = (await response.read()).decode() if response.status == 200 else ""
+        trust = ssl.create_default_context(cadata=pem)
+    except (aiohttp.ClientError, OSError, ValueError, ssl.SSLError) as exc:
+        raise ProbeError(f"--intercept {listener}: cannot read its /ca.pem ({exc or type(exc).__name__}); "
+                         "is corsproxy serving an intercept block there?") from None
+    return {"proxy": listener, "connector": aiohttp.TCPConnector(ssl=trust)}
 
 
 async def _walk(session: aiohttp.ClientSession, plan: Plan) -> Report:

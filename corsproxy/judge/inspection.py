@@ -103,6 +103,7 @@ class Record(NamedTuple):
     upstream_url: str | None = None
     cookies: tuple[str, ...] = ()             # the cookie doctor's findings on Set-Cookie
     preflight_id: int | None = None           # the preflight this actual request followed
+    intercepted: str | None = None            # the third party's origin, for a tunnel's request
 
     @property
     def is_preflight(self) -> bool:
@@ -193,6 +194,7 @@ def event_json(record: Record, buffer: EventBuffer | None = None) -> dict:
         "time": datetime.fromtimestamp(record.time, timezone.utc).isoformat(timespec="milliseconds"),
         "method": record.method,
         "path": record.path,
+        "intercepted": record.intercepted,
         "origin": record.origin,
         "route": record.route.prefix if record.route else None,
         "source": record.source,

@@ -43,6 +43,7 @@ class Targets(Protocol):
     """Where the gates may send a request: what differs between the main port and a tunnel."""
 
     builtins: bool  # whether /__corsproxy/ is answered here
+    intercepted: str | None  # the intercepted host's origin in a tunnel; None on the main port
     foreign_target_status: int  # for CONNECT or an absolute-form target: never dialled
 
     def host_refusal(self, host: str | None) -> str | None:
@@ -85,6 +86,7 @@ class State:
                    policies, intercept)
 
     builtins = True
+    intercepted = None
     foreign_target_status = 400
 
     def host_refusal(self, host: str | None) -> str | None:
@@ -143,6 +145,7 @@ class Trace:
     cors_headers: tuple[tuple[str, str], ...] = ()   # what the CORS decision added to the response
     upstream_headers: Iterable[tuple[str, str]] | None = None   # None: nothing was forwarded
     upstream_url: str | None = None
+    intercepted: str | None = None
 
     def decided(self, decision: Decision) -> None:
         self.decision, self.reasons, self.cors_headers = decision.kind, decision.reasons, decision.headers
@@ -183,7 +186,7 @@ async def respond(request: web.BaseRequest, app: web.Application, state: State,
     """The one request path: gates, CORS decision, forward, log line. `app` is the main
     port's application (its session and state), also for a request that came in a tunnel."""
     started = time.perf_counter()
-    trace = Trace()
+    trace = Trace(intercepted=targets.intercepted)
     try:
         response = await _answer(request, state, targets, app[SESSION], trace)
     except RequestRejected as exc:
@@ -344,6 +347,8 @@ def _log_request(request: web.BaseRequest, status: int, trace: Trace, started: f
         origin=request.headers.get("Origin"), status=status, upstream_status=trace.upstream_status,
         duration_ms=round((time.perf_counter() - started) * 1000, 2), cors=trace.decision,
     )
+    if trace.intercepted:
+        fields["intercepted"] = trace.intercepted
     if refused:
         log.warning("refused" if status in (204, 400, 403) else "request",
                     why=cors.join_reasons(trace.reasons), **fields)

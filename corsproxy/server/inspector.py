@@ -77,6 +77,7 @@ def record(request: web.BaseRequest, app: web.Application, response: web.StreamR
         trace.upstream_status, None if upstream is None else cors_response_headers(upstream),
         trace.upstream_url, (),
         None if facts is None or facts.is_preflight else buffer.link(origin, path, method),
+        trace.intercepted,
     ))
 
 

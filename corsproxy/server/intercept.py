@@ -25,6 +25,10 @@ class TunnelTargets:
     trusted: ssl.SSLContext | None      # the entry's ca_file added to the system's trust
 
     builtins = False
+
+    @property
+    def intercepted(self) -> str:
+        return self.entry.routes[0].upstream.origin
     # CONNECT or an absolute-form target inside a tunnel asks for a second hop: refused as on
     # the listener itself.
     foreign_target_status = 403

@@ -286,3 +286,35 @@ async def test_intercepted_credentials_never_reach_the_log(proxy) -> None:
     text = json.dumps(lines, default=str)
     assert "request" in text
     assert "cookie-secret" not in text and "token-secret" not in text and "sid=1" not in text
+
+
+async def test_the_inspector_shows_intercepted_requests_like_proxied_ones(proxy) -> None:
+    """/__corsproxy/events on the main port lists tunnel requests with the third party's origin,
+    their decision, and what the third party's own headers would have meant to a browser."""
+    await fetch(proxy, URL + "/data", Origin=PAGE_ORIGIN)
+    await fetch(proxy, f"https://{THIRD_PARTY}/v2/other", Origin=PAGE_ORIGIN)
+    await fetch(proxy, Origin=FOREIGN)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{proxy.port}/__corsproxy/events") as response:
+            events = (await response.json())["events"]
+    seen = [(e["intercepted"], e["path"], e["decision"], e["route"]) for e in events]
+    origin = f"https://{THIRD_PARTY}"
+    assert seen == [(origin, f"{LISTED_PATH}/data", "cors", LISTED_PATH), (origin, "/v2/other", "pass-through", "/"),
+                    (origin, LISTED_PATH, "refused", LISTED_PATH)]
+    listed, passed, refused = events
+    assert listed["upstream_cors"]["browser_would_allow"] is False   # the third party's own ACAO
+    assert passed["upstream_cors"]["browser_would_allow"] is False   # so the path stays blocked
+    assert refused["upstream_cors"] is None and refused["status"] == 403
+
+
+async def test_probe_judges_an_intercepted_url_through_the_listener(proxy) -> None:
+    """probe --intercept sends the preflight and the request through the tunnel: the listed
+    path is allowed, an unlisted one is blocked with the third party's own header as the cause."""
+    from corsproxy.cli import main
+
+    def run(url: str) -> int:
+        return main(["probe", url, "--origin", PAGE_ORIGIN, "-H", "X-Custom: 1", "--credentials",
+                     "--intercept", proxy.url])
+
+    assert await asyncio.to_thread(run, URL + "/data") == 0
+    assert await asyncio.to_thread(run, f"https://{THIRD_PARTY}/v2/other") == 1

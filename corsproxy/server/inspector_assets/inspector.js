@@ -99,7 +99,8 @@
                           class: `${event.decision}${isPreflight ? " preflight" : ""}` },
       el("td", { text: event.time.slice(11, 23) }),
       el("td", { text: event.method }),
-      el("td", { class: "path", text: event.path, title: event.path }),
+      el("td", { class: "path", text: (event.intercepted || "") + event.path,
+                 title: (event.intercepted ? "intercepted: " + event.intercepted : "") + event.path }),
       el("td", { class: "status", text: String(event.status) }),
       el("td", {}, el("span", { class: `badge ${event.decision}`, text: event.decision })),
       el("td", { class: "origin", text: event.origin || "—", title: event.origin || "" }),
@@ -170,7 +171,7 @@
     const pane = $("detail");
     if (!event) { pane.hidden = true; return; }
     pane.hidden = false;
-    const parts = [el("h2", { text: `${event.method} ${event.path}` }),
+    const parts = [el("h2", { text: `${event.method} ${event.intercepted || ""}${event.path}` }),
       el("p", {}, el("span", { class: `badge ${event.decision}`, text: event.decision }),
          ` status ${event.status}` + (event.upstream_status !== null ? ` (upstream ${event.upstream_status})` : "") +
          ` · ${event.duration_ms.toFixed(1)} ms · ${event.time}`),
