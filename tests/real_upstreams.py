@@ -38,6 +38,24 @@ START_TIMEOUT = 30.0
 WAIT_LIMIT = 30.0
 
 
+def proxy_config(origin: str, httpbin: str, ws: str, sse: str, std: str = "http://127.0.0.1:9",
+                 server: str = "") -> str:
+    """The transparency suites' corsproxy.yaml: one route per real upstream (`server` is a
+    block of server keys, indented, or nothing)."""
+    return f"""\
+{server}cors:
+  allow_origins: [{origin}]
+  allow_credentials: true
+routes:
+  - {{prefix: /api, upstream: "{httpbin}"}}
+  - {{prefix: /host-kept, upstream: "{httpbin}", change_origin: false}}
+  - {{prefix: /quick, upstream: "{httpbin}", timeout: 1}}
+  - {{prefix: /ws, upstream: "{ws}"}}
+  - {{prefix: /sse, upstream: "{sse}"}}
+  - {{prefix: /std, upstream: "{std}/base"}}
+"""
+
+
 def httpbin_venv() -> Path:
     """The httpbin venv, built when missing or when its requirements changed (bounded in time)."""
     marker = HTTPBIN_VENV / "corsproxy-requirements.txt"

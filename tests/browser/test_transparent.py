@@ -17,29 +17,18 @@ import pytest_asyncio
 
 from tests.browser.apps import Site, make_page, start_site
 from tests.browser.conftest import ProxyProcess, start_proxy
-from tests.real_upstreams import BIG_MESSAGE, SseServer, WsServer, running_sse, start_websockets_server
+from tests.real_upstreams import (
+    BIG_MESSAGE,
+    SseServer,
+    WsServer,
+    proxy_config,
+    running_sse,
+    start_websockets_server,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 WAIT_MS = 10_000
-CONFIG = """\
-# The transparency suite's proxy: only the page's origin may read.
-cors:
-  allow_origins: [{page}]
-  allow_credentials: true
-routes:
-  - prefix: /api
-    upstream: {httpbin}
-  - prefix: /host-kept
-    upstream: {httpbin}
-    change_origin: false
-  - prefix: /ws
-    upstream: {ws}
-  - prefix: /sse
-    upstream: {sse}
-"""
-
-
 @dataclass
 class Stage:
     page: Site
@@ -57,7 +46,7 @@ async def stage(httpbin, tmp_path_factory) -> AsyncIterator[Stage]:
     try:
         async with running_sse() as sse:
             config = tmp / "corsproxy.yaml"
-            config.write_text(CONFIG.format(page=page.url, httpbin=httpbin, ws=ws.url, sse=sse.url))
+            config.write_text(proxy_config(page.url, httpbin, ws.url, sse.url))
             proxy = await start_proxy(config, tmp / "proxy.log")
             try:
                 yield Stage(page, proxy, httpbin, ws, sse)

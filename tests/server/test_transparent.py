@@ -18,32 +18,8 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from tests.conftest import ALLOWED, status_of
-from tests.real_upstreams import BIG_MESSAGE
+from tests.real_upstreams import BIG_MESSAGE, proxy_config
 
-PROXY_YAML = """
-    server:
-      websocket_max_message_size: {ws_limit}
-      upstream_max_header_size: {head_size}
-      upstream_max_headers: {head_count}
-    cors:
-      allow_origins: [http://localhost:3000]
-      allow_credentials: true
-    routes:
-      - prefix: /api
-        upstream: {httpbin}
-      - prefix: /host-kept
-        upstream: {httpbin}
-        change_origin: false
-      - prefix: /quick
-        upstream: {httpbin}
-        timeout: 1
-      - prefix: /ws
-        upstream: {ws}
-      - prefix: /sse
-        upstream: {sse}
-      - prefix: /std
-        upstream: {std}/base
-"""
 DEFAULT_LIMITS = {"ws_limit": 1 << 30, "head_size": 256 * 1024, "head_count": 4096}
 WAIT = 10.0
 
@@ -53,8 +29,13 @@ def through(make_proxy, httpbin, ws_upstream, sse_upstream, stdlib_upstream):
     """Start a proxy in front of every real upstream (limits overridable); returns its client."""
 
     async def start(**limits):
-        return await make_proxy(PROXY_YAML, httpbin=httpbin, ws=ws_upstream.url, sse=sse_upstream.url,
-                                std=stdlib_upstream, **{**DEFAULT_LIMITS, **limits})
+        limits = {**DEFAULT_LIMITS, **limits}
+        server = ("server:\n"
+                  f"  websocket_max_message_size: {limits['ws_limit']}\n"
+                  f"  upstream_max_header_size: {limits['head_size']}\n"
+                  f"  upstream_max_headers: {limits['head_count']}\n")
+        return await make_proxy(proxy_config(ALLOWED, httpbin, ws_upstream.url, sse_upstream.url,
+                                             stdlib_upstream, server).replace("{", "{{").replace("}", "}}"))
 
     return start
 
