@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from corsproxy.judge import browser, fetch_request
+from corsproxy.judge.cookies import CookieFinding
 from corsproxy.model import CorsPolicy, RequestFacts, Route, ServerSettings
 from corsproxy.policy import cors, origins
 
@@ -65,6 +66,12 @@ def cors_response_headers(headers: Iterable[tuple[str, str]]) -> Pairs:
         if lower.startswith(RESPONSE_PREFIXES) or lower in RESPONSE_VALUES:
             kept.append((name, value))
     return tuple(kept)
+
+
+def cookie_findings(findings: Iterable[CookieFinding]) -> tuple[str, ...]:
+    """The cookie doctor's findings as the inspector shows them: one sentence per reason."""
+    return tuple(f"the browser will drop the cookie '{finding.name}': {reason}"
+                 for finding in findings for reason in finding.reasons)
 
 
 @lru_cache(maxsize=256)

@@ -24,7 +24,7 @@ from aiohttp import HttpVersion10, HttpVersion11, web
 
 from corsproxy import config as config_module
 from corsproxy.errors import RequestRejected, UpstreamError
-from corsproxy.judge.cookies import CookieContext, judge_set_cookie
+from corsproxy.judge.cookies import CookieContext, CookieFinding, judge_set_cookie
 from corsproxy.model import BUILTIN_PREFIX, Config, CorsPolicy, Decision, RequestFacts, Route
 from corsproxy.policy import cors, origins, routing
 from corsproxy.server import inspector, logs, upstream, websocket
@@ -146,6 +146,7 @@ class Trace:
     upstream_headers: Iterable[tuple[str, str]] | None = None   # None: nothing was forwarded
     upstream_url: str | None = None
     intercepted: str | None = None
+    cookies: tuple[CookieFinding, ...] = ()            # the cookie doctor's findings on Set-Cookie
 
     def decided(self, decision: Decision) -> None:
         self.decision, self.reasons, self.cors_headers = decision.kind, decision.reasons, decision.headers
@@ -194,27 +195,31 @@ async def respond(request: web.BaseRequest, app: web.Application, state: State,
         response = _text(exc.status, exc.reason)
     _log_request(request, response.status, trace, started)
     if trace.match is not None and "Set-Cookie" in response.headers:
-        _doctor_cookies(app, response, trace)
+        trace.cookies = _doctor_cookies(app, response, trace)
     inspector.record(request, app, response, trace, state.config, started)
     return response
 
 
-def _doctor_cookies(app: web.Application, response: web.StreamResponse, trace: Trace) -> None:
-    """Log each Set-Cookie the browser will drop, and why, once per cookie and reasons."""
+def _doctor_cookies(app: web.Application, response: web.StreamResponse,
+                    trace: Trace) -> tuple[CookieFinding, ...]:
+    """Every Set-Cookie the browser will drop, and why (for the inspector); each is logged
+    once per cookie and reasons."""
     policy, facts = trace.policy, trace.facts
     if policy is None or facts is None or facts.proxy_origin is None:
-        return
+        return ()
     context = CookieContext(facts.proxy_origin, facts.origin, policy.allow_credentials,
                             policy.source_of("allow_credentials"), policy.scope)
     seen = app[COOKIES_SEEN]
-    for value in response.headers.getall("Set-Cookie"):
-        finding = judge_set_cookie(value, context)
-        if finding is None or (key := (finding.name, finding.reasons)) in seen:
+    findings = tuple(finding for value in response.headers.getall("Set-Cookie")
+                     if (finding := judge_set_cookie(value, context)) is not None)
+    for finding in findings:
+        if (key := (finding.name, finding.reasons)) in seen:
             continue
         if len(seen) < COOKIES_SEEN_LIMIT:
             seen.add(key)
         get_logger().warning("cookie dropped", cookie=finding.name, route=trace.route, source=trace.source,
                              origin=facts.origin, why=cors.join_reasons(finding.reasons))
+    return findings
 
 
 async def _answer(request: web.BaseRequest, state: State, targets: Targets,

@@ -21,6 +21,7 @@ from aiohttp import web
 from corsproxy.judge.inspection import (
     EventBuffer,
     Record,
+    cookie_findings,
     cors_response_headers,
     event_json,
     injected_names,
@@ -75,7 +76,7 @@ def record(request: web.BaseRequest, app: web.Application, response: web.StreamR
         redact_request(headers.items(), injected_names(route.set_headers) if route else NOTHING_INJECTED),
         trace.cors_headers, config.server, route, trace.source, trace.policy, facts,
         trace.upstream_status, None if upstream is None else cors_response_headers(upstream),
-        trace.upstream_url, (),
+        trace.upstream_url, cookie_findings(trace.cookies),
         None if facts is None or facts.is_preflight else buffer.link(origin, path, method),
         trace.intercepted,
     ))

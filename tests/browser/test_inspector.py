@@ -104,6 +104,14 @@ async def test_inspector_shows_each_request_with_its_decision_and_fix(world, con
     text = await detail_of(inspector, row)
     assert "nothing answers at http://127.0.0.1:" in text and "upstream at " in text
 
+    # 6. A login through the proxy reached as 127.0.0.1 from a localhost page: two sites, so the
+    #    browser drops the session cookie, and the detail view says so.
+    by_ip = proxy.replace("localhost", "127.0.0.1")
+    assert (await call(app, by_ip, step("/api/login", "POST")))["readable"]
+    row = await shown(inspector, "cors", "/api/login", "POST")
+    text = await detail_of(inspector, row)
+    assert "the browser will drop the cookie 'session': the page" in text and "are different sites" in text
+
     # The filters: only refusals hides the allowed ones; the path search narrows to one path.
     await inspector.check("#only-refusals")
     decisions = await inspector.locator("#rows tr:not(.preflight)").evaluate_all(

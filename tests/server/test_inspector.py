@@ -128,6 +128,17 @@ async def test_an_actual_request_is_linked_to_its_preflight(inspected):
     assert "preflight (OPTIONS)" in " ".join(actual["upstream_cors"]["notes"])
 
 
+async def test_each_event_carries_the_cookie_doctors_findings(inspected):
+    """A Set-Cookie the browser will drop is named, with why, in every event that carried it
+    (the log says it once; the inspector says it for each request)."""
+    for _ in range(2):
+        await inspected.get("/api/cookie", headers={"Origin": ALLOWED, "Host": "127.0.0.1:8080"})
+    first, second = await events(inspected)
+    assert first["cookies"] == second["cookies"] and len(first["cookies"]) == 2
+    assert first["cookies"][0].startswith("the browser will drop the cookie 'session': the page "
+                                          "(http://localhost:3000) and the proxy (http://127.0.0.1:8080) are different sites")
+
+
 async def test_builtin_requests_are_not_recorded(inspected):
     """Requests to /__corsproxy/* never become events."""
     for path in ("/__corsproxy/health", "/__corsproxy/routes", "/__corsproxy/", "/__corsproxy/nope"):

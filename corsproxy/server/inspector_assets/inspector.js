@@ -192,7 +192,7 @@
       headerList(event.response.headers, (name) => name.startsWith("access-control-") || name === "vary" ||
                                                name.startsWith("x-corsproxy-"))));
     parts.push(section("detail-cookies", "Cookies", event.cookies.length ? list(event.cookies)
-      : el("p", { class: "muted", text: "no findings on this response's Set-Cookie headers" })));
+      : el("p", { class: "muted", text: "no Set-Cookie here that the browser will drop" })));
     parts.push(upstreamSection(event));
     if (event.preflight_id) {
       const link = el("a", { href: "#", text: `the preflight (#${event.preflight_id})` });
