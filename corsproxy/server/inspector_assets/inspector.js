@@ -4,7 +4,7 @@
 (function () {
   const EVENTS = "/__corsproxy/events";
   const POLL_MS = 400;
-  const ALLOWED = new Set(["cors", "preflight", "no-origin", "same-origin"]);
+  const ALLOWED = new Set(["cors", "preflight", "no-origin", "same-origin", "pass-through"]);
   const state = { events: new Map(), last: 0, size: 500, selected: null };
   const $ = (id) => document.getElementById(id);
 
