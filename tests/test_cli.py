@@ -372,7 +372,7 @@ async def test_quick_start_flags_set_headers_methods_and_expose(spawn, upstream)
             assert r.headers["Access-Control-Allow-Headers"] == "content-type, x-api-key"
             assert r.headers["X-Corsproxy-Refused"] == (
                 "header 'authorization' is not in allow_headers of route /api (--allow-header); "
-                "add it to allow_headers to allow it")
+                "pass --allow-header authorization to allow it")
             assert r.headers["X-Corsproxy-Change"] == "--allow-header"
         async with session.options(f"{proxy.url}/api/x", headers={
                 "Origin": "http://localhost:3000", "Access-Control-Request-Method": "PURGE"}) as r:

@@ -349,7 +349,8 @@ def render_text(report: Report) -> str:
     if report.proxy_refusal is not None:
         lines += [f"  - {reason}" for reason in verdict.reasons[1:]]
         reason, change = report.proxy_refusal
-        lines += ["", f"fix: change corsproxy's config at {change}: {reason}" if change else f"fix: {reason}"]
+        in_file = change and not change.startswith("--")   # a flag of serve --upstream says itself
+        lines += ["", f"fix: change corsproxy's config at {change}: {reason}" if in_file else f"fix: {reason}"]
     elif not verdict.allowed:
         lines += [f"  - {reason}" for reason in verdict.reasons[1:]]
         lines += ["", "fix: the server must send"]

@@ -180,7 +180,7 @@ def _method_problem(policy: CorsPolicy, method: str) -> _Refusal | None:
         return None
     where = policy.source_of("allow_methods")
     return _Refusal(f"method '{method}' is not in allow_methods of {policy.scope} ({where}); "
-                    "add it to allow_methods to allow it", where)
+                    f"{_add(where, 'allow_methods', method)} to allow it", where)
 
 
 def _header_allowed(policy: CorsPolicy, name: str) -> bool:
@@ -195,7 +195,7 @@ def _header_problem(policy: CorsPolicy, name: str) -> _Refusal | None:
         return None
     where = policy.source_of("allow_headers")
     return _Refusal(f"header '{name}' is not in allow_headers of {policy.scope} ({where}); "
-                    "add it to allow_headers to allow it", where)
+                    f"{_add(where, 'allow_headers', name)} to allow it", where)
 
 
 def _private_network_problem(policy: CorsPolicy, asked: bool) -> _Refusal | None:
@@ -220,9 +220,14 @@ def _origin_refusal(policy: CorsPolicy, origin: str) -> _Refusal:
             f"origin '{origin}' is not in allow_origins and does not fully match "
             f"allow_origin_regex '{policy.allow_origin_regex.pattern}' of {policy.scope} "
             f"({where}, {policy.source_of('allow_origin_regex')}); "
-            "add it to allow_origins to allow it", where)
+            f"{_add(where, 'allow_origins', origin)} to allow it", where)
     return _Refusal(f"origin '{origin}' is not in allow_origins of {policy.scope} ({where}); "
-                    "add it to allow_origins to allow it", where)
+                    f"{_add(where, 'allow_origins', origin)} to allow it", where)
+
+
+def _add(where: str, key: str, value: str) -> str:
+    """The fix: a config key to extend, or, for `serve --upstream`, the flag to pass."""
+    return f"pass {where} {value}" if where.startswith("--") else f"add it to {key}"
 
 
 def _refusal(headers: tuple[tuple[str, str], ...], refusals: list[_Refusal], status: int) -> Decision:

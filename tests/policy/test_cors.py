@@ -479,3 +479,22 @@ def test_vary_tokens(policy_kw: dict[str, Any], is_preflight: bool,
                      expected: tuple[str, ...]) -> None:
     """Vary names what the answer depends on; nothing for `*` on actual requests."""
     assert vary_tokens(make_policy(**policy_kw), preflight=is_preflight) == expected
+
+
+@pytest.mark.parametrize(("facts_kw", "expected"), [
+    row("origin", {"origin": "http://localhost:4200"},
+        "origin 'http://localhost:4200' is not in allow_origins of route /api (--allow-origin); "
+        "pass --allow-origin http://localhost:4200 to allow it"),
+    row("header", {"headers": ("x-foo",)},
+        "header 'x-foo' is not in allow_headers of route /api (--allow-header); "
+        "pass --allow-header x-foo to allow it"),
+    row("method", {"method": "PURGE"},
+        "method 'PURGE' is not in allow_methods of route /api (--allow-method); "
+        "pass --allow-method PURGE to allow it"),
+])
+def test_serve_upstream_refusals_name_the_flag_to_pass(facts_kw: dict[str, Any], expected: str) -> None:
+    """A policy from `serve --upstream` flags: the fix is the flag to pass, with the value."""
+    flags = (("allow_origins", "--allow-origin"), ("allow_methods", "--allow-method"),
+             ("allow_headers", "--allow-header"))
+    decision = preflight(make_policy(key_sources=flags), preflight_facts(**facts_kw))
+    assert decision.reasons == (expected,)
