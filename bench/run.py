@@ -42,13 +42,14 @@ TOOLS = {"nginx": "nginx", "wrk": "wrk", "curl": "curl", "taskset": "util-linux"
 @dataclass(frozen=True)
 class Plan:
     seconds: int          # each wrk run
+    rounds: int           # small GET / preflight: interleaved rounds, the median is reported
     connections: int      # small GET / preflight concurrency
     transfer_mib: int     # download / upload size
     idle_connections: int
 
 
-FULL = Plan(seconds=10, connections=50, transfer_mib=100, idle_connections=1000)
-SMOKE = Plan(seconds=1, connections=10, transfer_mib=8, idle_connections=50)
+FULL = Plan(seconds=5, rounds=3, connections=50, transfer_mib=100, idle_connections=1000)
+SMOKE = Plan(seconds=1, rounds=1, connections=10, transfer_mib=8, idle_connections=50)
 
 
 def ensure_tools() -> None:
@@ -90,15 +91,18 @@ class Contender:
     name: str
     url: str                       # base URL of a proxy; paths below are /api/...
     pids: Callable[[], list[int]]  # processes whose CPU and RSS count (empty: nothing to measure)
-    direct: dict[str, str] | None = None   # for the direct call: proxy prefix -> upstream base URL
+    # how a proxy path becomes this contender's URL (None: the proxy's URL + the path)
+    route: Callable[[str], str] | None = None
     only: frozenset[str] | None = None     # the scenarios this contender is measured in (None: all)
 
     def target(self, path: str) -> str:
-        """The URL for a proxy path: through the proxy, or straight to the upstream behind it."""
-        if self.direct is None:
-            return self.url + path
-        prefix = next(p for p in self.direct if path.startswith(p + "/"))
-        return self.direct[prefix] + path.removeprefix(prefix)
+        return self.url + path if self.route is None else self.route(path)
+
+
+def upstream_of(path: str, upstream: dict[str, str]) -> str:
+    """A proxy path (/api/small, /api/aux/sse) as the upstream's own URL."""
+    prefix = next(p for p in upstream if path.startswith(p + "/"))
+    return upstream[prefix] + path.removeprefix(prefix)
 
 
 class Lab:
@@ -148,42 +152,84 @@ routes:
     return path
 
 
+REQUESTS_ONLY = frozenset({"small_get", "preflight"})
+NODE_DIR = Path(__file__).with_name("node")
+
+
+def cors_anywhere(lab: Lab, upstream: dict[str, str]) -> Contender | None:
+    """cors-anywhere (npm), installed from bench/node/package-lock.json into bench/node/node_modules
+    on first use; None, said on stdout, when node, npm or the registry is not there."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        print("  cors-anywhere left out: node and npm are not installed", flush=True)
+        return None
+    if not (NODE_DIR / "node_modules" / "cors-anywhere").is_dir():
+        print("  installing cors-anywhere with npm ci (bench/node/package-lock.json)", flush=True)
+        try:
+            done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel", "error", "--fetch-retries", "1"],
+                                  cwd=NODE_DIR, capture_output=True, text=True, timeout=180)
+        except subprocess.TimeoutExpired:
+            done = None
+        if done is None or done.returncode != 0:
+            why = "timed out" if done is None else _npm_error(done.stderr)
+            print(f"  cors-anywhere left out: npm could not install it ({why})", flush=True)
+            return None
+    port = free_port()
+    process = lab.start(pinned(PROXY_CORE, ["node", str(NODE_DIR / "cors-anywhere.js"), str(port), ORIGIN]),
+                        port, "cors-anywhere")
+    base = f"http://127.0.0.1:{port}/"
+    return Contender("cors-anywhere", base, lambda: [process.pid], lambda path: base + upstream_of(path, upstream),
+                     only=REQUESTS_ONLY)
+
+
+def _npm_error(stderr: str) -> str:
+    lines = [line.removeprefix("npm error").strip() for line in stderr.splitlines()]
+    return next((line for line in lines if "Error" in line), next((line for line in lines if line), "failed"))
+
+
 def start_lab(lab: Lab, plan: Plan, workers: int) -> tuple[list[Contender], dict]:
     data = upstreams.write_static(lab.workdir, plan.transfer_mib)
-    upstream_port, nginx_proxy_port, corsproxy_port, aux_port, plain_port, quiet_port = (free_port() for _ in range(6))
+    upstream_port, nginx_proxy_port, corsproxy_port, quiet_port, aux_port, naive_port, bare_port = (
+        free_port() for _ in range(7))
     lab.nginx("upstream", upstreams.nginx_upstream_conf(lab.workdir, data, upstream_port), upstream_port, LOAD_CORE)
     lab.start(pinned(LOAD_CORE, [sys.executable, str(Path(__file__).with_name("upstreams.py")), "aux",
                                  str(aux_port)]), aux_port, "aux-upstream")
     nginx_proxy = lab.nginx("nginx-proxy", upstreams.nginx_cors_proxy_conf(
         lab.workdir, upstream_port, aux_port, nginx_proxy_port, ORIGIN), nginx_proxy_port, PROXY_CORE)
-    plain = lab.start(pinned(PROXY_CORE, [sys.executable, str(Path(__file__).with_name("upstreams.py")), "plain",
-                                          str(plain_port), f"http://127.0.0.1:{upstream_port}"]), plain_port, "plain")
+    naive = lab.start(pinned(PROXY_CORE, [sys.executable, str(Path(__file__).with_name("upstreams.py")), "naive",
+                                          str(naive_port), f"http://127.0.0.1:{upstream_port}"]), naive_port, "naive")
     cores = PROXY_CORE if workers == 1 else f"{PROXY_CORE},{LOAD_CORE}"
 
-    def start_corsproxy(port: int, inspector_size: int, name: str) -> subprocess.Popen:
+    def corsproxy(port: int, what: str, *flags: str, inspector_size: int = 500) -> subprocess.Popen:
         config = corsproxy_config(lab.workdir, upstream_port, aux_port, inspector_size)
         argv = [sys.executable, "-m", "corsproxy", "serve", "-c", str(config), "--port", str(port),
-                "--log-level", "warning", "--workers", str(workers)]
-        return lab.start(pinned(cores, argv), port, name)
+                "--workers", str(workers), *flags]
+        return lab.start(pinned(cores, argv), port, what)
 
-    corsproxy = start_corsproxy(corsproxy_port, 500, "corsproxy")
-    # The same proxy with the inspector off: what keeping a record of every request costs.
-    quiet = start_corsproxy(quiet_port, 0, "corsproxy-no-inspector")
-    direct = {"/api/aux": f"http://127.0.0.1:{aux_port}", "/api": f"http://127.0.0.1:{upstream_port}"}
+    # At the default log level, as users run it (one console line per request, to a file here).
+    default = corsproxy(corsproxy_port, "corsproxy")
+    quiet = corsproxy(quiet_port, "corsproxy-no-log", "--log-level", "warning")
+    bare = corsproxy(bare_port, "corsproxy-no-inspector", inspector_size=0)
+    upstream = {"/api/aux": f"http://127.0.0.1:{aux_port}", "/api": f"http://127.0.0.1:{upstream_port}"}
+    name = f"corsproxy{'' if workers == 1 else f' x{workers}'}"
     contenders = [
-        Contender("direct", "", lambda: [], direct),
+        Contender("direct", "", lambda: [], lambda path: upstream_of(path, upstream)),
         Contender("nginx-proxy", f"http://127.0.0.1:{nginx_proxy_port}", lambda: [nginx_proxy.pid]),
-        Contender(f"corsproxy{'' if workers == 1 else f' x{workers}'}", f"http://127.0.0.1:{corsproxy_port}",
-                  lambda: procstats.process_tree(corsproxy.pid)),
-        Contender("no-inspector", f"http://127.0.0.1:{quiet_port}", lambda: procstats.process_tree(quiet.pid),
-                  only=frozenset({"small_get", "preflight"})),
-        # The least an aiohttp proxy does (no checks, no rewriting): what corsproxy's features cost.
-        Contender("plain-aiohttp", f"http://127.0.0.1:{plain_port}", lambda: [plain.pid],
-                  only=frozenset({"small_get", "preflight"})),
+        Contender(name, f"http://127.0.0.1:{corsproxy_port}", lambda: procstats.process_tree(default.pid)),
+        # The same without its request log line: what the line costs.
+        Contender(f"{name} no-log", f"http://127.0.0.1:{quiet_port}", lambda: procstats.process_tree(quiet.pid),
+                  only=REQUESTS_ONLY),
+        # The same with the inspector off: what keeping a record of every request costs.
+        Contender("no-inspector", f"http://127.0.0.1:{bare_port}", lambda: procstats.process_tree(bare.pid),
+                  only=REQUESTS_ONLY),
+        # The least an aiohttp proxy does (no gates, no rewriting, no log line).
+        Contender("naive-aiohttp", f"http://127.0.0.1:{naive_port}", lambda: [naive.pid], only=REQUESTS_ONLY),
     ]
+    node = cors_anywhere(lab, upstream)
+    if node is not None:
+        contenders.append(node)
     # Idle RSS is read before any load: after it, the allocator keeps some of what it used.
     startup = {c.name: round(procstats.rss_mib(c.pids()), 1) for c in contenders if c.pids()}
-    return contenders, {"transfer_file": data["big"], "startup_rss": startup}
+    return contenders, {"transfer_file": data["big"], "startup_rss": startup, "corsproxy": name}
 
 
 def wrk(url: str, plan: Plan, headers: dict[str, str], method: str = "GET") -> dict:
@@ -244,7 +290,7 @@ def measure_sse(contender: Contender) -> dict:
     return {"sse_first_event_ms": asyncio.run(upstreams.sse_first_event_ms(contender.target("/api/aux/sse"), ORIGIN))}
 
 
-def run(plan: Plan, workers: int) -> dict:
+def run(plan: Plan, workers: int) -> tuple[dict, str]:
     ensure_tools()
     results: dict[str, dict] = {}
     with ExitStack() as stack:
@@ -262,14 +308,21 @@ def run(plan: Plan, workers: int) -> dict:
             ("idle", lambda c: measure_idle(c, plan, extra)),
         ]
         for scenario, measure in scenarios:
-            for contender in contenders:
-                if scenario == "preflight" and contender.name == "direct":
-                    continue  # the upstream knows nothing of CORS; there is no ceiling to measure
-                if contender.only is not None and scenario not in contender.only:
-                    continue
-                print(f"  {scenario:<10} {contender.name}", flush=True)
-                results[contender.name][scenario] = measure(contender)
-    return results
+            rounds = plan.rounds if scenario in REQUESTS_ONLY else 1
+            runs: dict[str, list[dict]] = {c.name: [] for c in contenders}
+            for number in range(rounds):
+                for contender in contenders:
+                    if scenario == "preflight" and contender.name == "direct":
+                        continue  # the upstream knows nothing of CORS; there is no ceiling to measure
+                    if contender.only is not None and scenario not in contender.only:
+                        continue
+                    print(f"  {scenario:<10} {contender.name}" + (f" ({number + 1}/{rounds})" if rounds > 1 else ""),
+                          flush=True)
+                    runs[contender.name].append(measure(contender))
+            for name, measured in runs.items():
+                if measured:
+                    results[name][scenario] = procstats.median_run(measured)
+    return results, extra["corsproxy"]
 
 
 def main() -> int:
@@ -279,12 +332,15 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results"))
     args = parser.parse_args()
     plan = SMOKE if args.smoke else FULL
-    results = run(plan, args.workers)
+    results, corsproxy = run(plan, args.workers)
     print(procstats.ratio_table(results, baseline="nginx-proxy"))
+    print()
+    print(procstats.target_table(results, corsproxy, baseline="nginx-proxy"))
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = args.out / f"bench-{stamp}{'-smoke' if args.smoke else ''}.json"
-    path.write_text(json.dumps({"plan": plan.__dict__, "workers": args.workers, "results": results}, indent=2))
+    path.write_text(json.dumps({"plan": plan.__dict__, "workers": args.workers, "results": results,
+                                "targets": procstats.targets(results, corsproxy, "nginx-proxy")}, indent=2))
     print(f"results: {path}")
     return 0
 

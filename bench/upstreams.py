@@ -2,7 +2,7 @@
 nginx cannot do (an upload sink that reads every byte; SSE events stamped with their send time).
 
     python bench/upstreams.py aux PORT              # the aux upstream (bench/run.py starts it)
-    python bench/upstreams.py plain PORT UPSTREAM   # a plain aiohttp proxy, for reference
+    python bench/upstreams.py naive PORT UPSTREAM   # a naive aiohttp proxy, for reference
 """
 
 from __future__ import annotations
@@ -102,10 +102,10 @@ def run_aux(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-def run_plain_proxy(port: int, upstream: str) -> None:
+def run_naive_proxy(port: int, upstream: str) -> None:
     """The least an aiohttp proxy does: one pooled session, stream the body, add a fixed ACAO.
     No config, no origin check, no header rewriting: the reference corsproxy's features are
-    measured against (the issue's "plain aiohttp proxy")."""
+    measured against (issue #15's "naive aiohttp proxy")."""
     import aiohttp
     from aiohttp import web
 
@@ -179,7 +179,7 @@ async def hold_connections(port: int, count: int, origin: str, measure) -> tuple
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "aux":
         run_aux(int(sys.argv[2]))
-    elif len(sys.argv) == 4 and sys.argv[1] == "plain":
-        run_plain_proxy(int(sys.argv[2]), sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "naive":
+        run_naive_proxy(int(sys.argv[2]), sys.argv[3])
     else:
         raise SystemExit(__doc__)

@@ -18,11 +18,17 @@ def test_bench_smoke_measures_every_contender(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "corsproxy / nginx-proxy" in result.stdout
+    assert "figure (ratio to nginx-proxy)" in result.stdout and "targets (issue #15)" in result.stdout
     [report] = tmp_path.glob("bench-*-smoke.json")
-    results = json.loads(report.read_text())["results"]
-    assert set(results) == {"direct", "nginx-proxy", "corsproxy", "no-inspector", "plain-aiohttp"}
-    assert set(results["no-inspector"]) == {"small_get", "preflight"}
+    written = json.loads(report.read_text())
+    results = written["results"]
+    # cors-anywhere is a column only when npm could install it, and the run says so when not.
+    node = {"cors-anywhere"} if "cors-anywhere left out" not in result.stdout else set()
+    assert set(results) == {"direct", "nginx-proxy", "corsproxy", "corsproxy no-log", "no-inspector", "naive-aiohttp",
+                            *node}
+    assert {t["target"] for t in written["targets"] if t["met"] is None} == set()
+    for name in ("corsproxy no-log", "no-inspector", "naive-aiohttp", *node):
+        assert set(results[name]) == {"small_get", "preflight"}, name
     corsproxy = results["corsproxy"]
     assert set(corsproxy) == {"small_get", "preflight", "download", "upload", "sse", "idle"}
     assert "errors" not in corsproxy["small_get"] and "errors" not in corsproxy["preflight"]
