@@ -29,7 +29,6 @@ from corsproxy.model import BUILTIN_PREFIX, Config, CorsPolicy, Decision, Reques
 from corsproxy.policy import cors, origins, routing
 from corsproxy.server import inspector, logs, upstream, websocket
 from corsproxy.server.intercept import InterceptState
-from corsproxy.server.logs import get_logger
 
 JSON = "application/json"
 # llhttp parses an HTTP/0.9-style line ("GET /x") and any "HTTP/d.d"; the proxy would re-send
@@ -217,7 +216,7 @@ def _doctor_cookies(app: web.Application, response: web.StreamResponse,
             continue
         if len(seen) < COOKIES_SEEN_LIMIT:
             seen.add(key)
-        get_logger().warning("cookie dropped", cookie=finding.name, route=trace.route, source=trace.source,
+        logs.get_logger().warning("cookie dropped", cookie=finding.name, route=trace.route, source=trace.source,
                              origin=facts.origin, why=cors.join_reasons(finding.reasons))
     return findings
 
@@ -346,7 +345,7 @@ def _log_request(request: web.BaseRequest, status: int, trace: Trace, started: f
     refused = bool(trace.reasons) and (status >= 400 or trace.decision == "refused")
     if not refused and not logs.info_enabled():
         return  # the line would be filtered out: don't build it (this runs on every request)
-    log = get_logger()
+    log = logs.request_logger()
     fields = dict(
         method=request.method, path=request.path_qs[:300], route=trace.route, source=trace.source,
         origin=request.headers.get("Origin"), status=status, upstream_status=trace.upstream_status,

@@ -3,6 +3,12 @@
 stdout is kept for the ready line and command output, so a script can read the address
 without parsing logs. aiohttp's own messages (stdlib logging) go through the same renderer,
 so a JSON log stays one JSON object per line.
+
+Every request writes a line at the default level, so the line must be cheap (issue #15): the
+bound logger is made once per `configure` (`request_logger`), the timestamp's date and time are
+formatted once a second, and `ConsoleLine` writes ConsoleRenderer's line from pieces computed
+at start-up instead of ConsoleRenderer's per-column objects (about 30 µs a line); what it cannot
+render exactly (a traceback, a stack) it hands to ConsoleRenderer itself.
 """
 
 from __future__ import annotations
@@ -12,14 +18,18 @@ import json
 import logging
 import os
 import sys
+import time
 from datetime import datetime, timezone
+from typing import Any
 
 import structlog
+from structlog.dev import ConsoleRenderer
 
 LEVELS = ("debug", "info", "warning", "error")
 READY_PREFIX = "corsproxy listening on "
 _info_enabled = True
 _json = False
+_request_logger: structlog.typing.FilteringBoundLogger | None = None
 
 
 def json_mode() -> bool:
@@ -32,25 +42,22 @@ def info_enabled() -> bool:
 
 
 def configure(log_format: str = "console", level: str = "info") -> None:
-    global _info_enabled, _json
+    global _info_enabled, _json, _request_logger
     _json = log_format == "json"
-    _info_enabled = logging.getLevelName(level.upper()) <= logging.INFO
-    _json = log_format == "json"
-    shared: list[structlog.typing.Processor] = [
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
+    threshold = logging.getLevelName(level.upper())
+    _info_enabled = threshold <= logging.INFO
+    shared: list[structlog.typing.Processor] = [structlog.processors.add_log_level, UtcTimestamp()]
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        JSONLine() if log_format == "json" else ConsoleLine(colors=sys.stderr.isatty())
     )
     structlog.configure(
         processors=[*shared, renderer],
         # Filtered-out levels become no-op methods: a disabled debug line costs one call.
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    _request_logger = structlog.get_logger("corsproxy").bind()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
@@ -108,3 +115,87 @@ def cannot_listen(host: str, port: int, exc: OSError) -> str:
     if exc.errno == errno.EADDRNOTAVAIL:
         return text + f"; {host} is not an address of this machine: choose another with --host"
     return text
+
+
+def request_logger() -> structlog.typing.FilteringBoundLogger:
+    """The logger of the per-request line: bound once by `configure` (structlog's lazy proxy
+    would bind again on every call), the lazy one when nothing configured logging (tests)."""
+    return _request_logger if _request_logger is not None else get_logger()
+
+
+class UtcTimestamp:
+    """TimeStamper(fmt="iso", utc=True)'s value, `2026-12-01T09:31:13.019334Z`, with the date and
+    time formatted once a second (datetime's isoformat costs a microsecond a line). The fraction
+    always has six digits (isoformat drops it on the exact second)."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second, self._prefix = -1, ""
+
+    def __call__(self, logger: Any, name: str, event_dict: dict) -> dict:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        event_dict["timestamp"] = f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
+        return event_dict
+
+
+# ConsoleRenderer quotes (repr) a str value holding any of these, and writes other strs bare.
+_QUOTED = frozenset(" \t=\r\n\"'")
+# Keys ConsoleRenderer treats specially; a line with one of them is rendered by it.
+_SPECIAL = frozenset({"stack", "exception", "exc_info", "logger", "logger_name"})
+
+
+class ConsoleLine:
+    """ConsoleRenderer(colors=...)'s exact line, from pieces computed once.
+
+    `timestamp [level    ] event                          key=value ...`, keys sorted, colours
+    as ConsoleRenderer's default styles.
+    """
+
+    def __init__(self, colors: bool) -> None:
+        self._full = ConsoleRenderer(colors=colors)
+        styles = ConsoleRenderer.get_default_column_styles(colors)
+        levels = ConsoleRenderer.get_default_level_styles(colors)
+        width = max(map(len, levels))
+        reset = styles.reset
+        self._levels = {name: f"[{style}{styles.bright}{name.ljust(width)}{reset}]"
+                        for name, style in levels.items()}
+        self._timestamp = (styles.timestamp, reset)
+        self._event = (styles.bright, reset)
+        self._key, self._value, self._reset = styles.kv_key, reset + "=" + styles.kv_value, reset
+        self._padding = 30  # ConsoleRenderer's pad_event_to
+
+    def __call__(self, logger: Any, name: str, event_dict: dict) -> str:
+        if event_dict.get("level") not in self._levels or not _SPECIAL.isdisjoint(event_dict):
+            return self._full(logger, name, event_dict)
+        parts = []
+        timestamp = event_dict.pop("timestamp", None)
+        if timestamp is not None:
+            parts.append(f"{self._timestamp[0]}{timestamp}{self._timestamp[1]}")
+        parts.append(self._levels[event_dict.pop("level")])
+        event = event_dict.pop("event", None)
+        if event is not None:
+            parts.append(f"{self._event[0]}{str(event).ljust(self._padding)}{self._event[1]}")
+        key, value, reset = self._key, self._value, self._reset
+        for name_ in sorted(event_dict):
+            parts.append(f"{key}{name_}{value}{_repr(event_dict[name_])}{reset}")
+        return " ".join(parts).rstrip(" ")
+
+
+def _repr(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value) if not _QUOTED.isdisjoint(value) else value
+    return repr(value)
+
+
+class JSONLine:
+    """JSONRenderer's object (the same keys and values), from the C encoder made once."""
+
+    def __init__(self) -> None:
+        self._encode = json.JSONEncoder(default=repr).encode
+
+    def __call__(self, logger: Any, name: str, event_dict: dict) -> str:
+        return self._encode(event_dict)
