@@ -155,6 +155,42 @@ def _without_origin(policy: CorsPolicy, facts: RequestFacts, vary) -> Decision:
     return _refusal(vary, [_initiator_refusal(policy, facts)], 403)
 
 
+class PreflightCache:
+    """Finished preflight decisions, so a repeated preflight re-runs no check.
+
+    A preflight's Decision is a pure function of the policy and of the request's Origin and
+    Access-Control-Request-Method, -Headers and -Private-Network, and a page sends the same few
+    of those over and over. Bounded: when full, the oldest entry goes; a key longer than
+    MAX_KEY_CHARS is answered but not kept. One cache belongs to one loaded config (the server's
+    State): a reload makes a new one, so no answer outlives the policy it was made for.
+    """
+
+    MAX_KEY_CHARS = 2048
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        # id(policy) keys cheaply (a CorsPolicy hashes all its fields); the entry keeps the
+        # policy itself, so an id reused by another object never matches.
+        self._entries: dict[tuple, tuple[CorsPolicy, Decision]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def preflight(self, policy: CorsPolicy, facts: RequestFacts) -> Decision:
+        """`preflight(policy, facts)`, from the cache when it was answered before."""
+        key = (id(policy), facts.origin, facts.request_method, facts.request_headers, facts.request_private_network)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is policy:
+            return entry[1]
+        decision = preflight(policy, facts)
+        size = len(facts.origin or "") + len(facts.request_method or "") + sum(map(len, facts.request_headers))
+        if size <= self.MAX_KEY_CHARS:
+            if len(self._entries) >= self._size:
+                del self._entries[next(iter(self._entries))]
+            self._entries[key] = (policy, decision)
+        return decision
+
+
 # --- one check each: None when it passes, else the refusal --------------------------------------
 
 

@@ -70,6 +70,8 @@ class State:
     table: routing.RouteTable
     routes_body: bytes
     unmatched_policies: tuple[CorsPolicy, ...]
+    # Made with the State, so a reload replaces it whole (no answer outlives its policy).
+    preflights: cors.PreflightCache
     intercept: InterceptState | None = None
 
     @classmethod
@@ -82,7 +84,7 @@ class State:
         if config.intercept is not None:
             intercept = InterceptState.of(config.intercept, previous.intercept if previous else None)
         return cls(config, routing.RouteTable(config.routes), json.dumps({"routes": rows}, indent=2).encode(),
-                   policies, intercept)
+                   policies, cors.PreflightCache(), intercept)
 
     builtins = True
     intercepted = None
@@ -248,7 +250,7 @@ async def _answer(request: web.BaseRequest, state: State, targets: Targets,
     if match is not None and not match.route.applies_cors:
         decision = PASS_THROUGH
     elif facts.is_preflight:
-        return _preflight_response(cors.preflight(policy, facts), trace)
+        return _preflight_response(state.preflights.preflight(policy, facts), trace)
     else:
         decision = cors.actual(policy, facts)
     trace.decided(decision)

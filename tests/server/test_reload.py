@@ -278,3 +278,22 @@ async def test_a_port_overridden_by_the_environment_is_said_so(spawn, upstream, 
         async with session.get(f"{proxy.url}/api/x", headers={"Origin": ORIGIN}) as r:
             assert r.status == 200
     assert await proxy.stop() == 0
+
+
+async def test_a_reload_replaces_the_cached_preflight_answers(live, upstream):
+    """A preflight answered before a reload is judged again by the new policy, not from the old cache."""
+    client, directory, _ = live
+    asked = {"Origin": ORIGIN, "Access-Control-Request-Method": "PUT"}
+
+    async def put_allowed() -> bool:
+        async with client.options("/api/x", headers=asked) as r:
+            return "PUT" in r.headers.get("Access-Control-Allow-Methods", "")
+
+    assert await put_allowed() and await put_allowed()   # the second one from the cache
+    (directory / "orders.yaml").write_text(team_file(upstream.port).replace(
+        "cors:\n", "cors:\n  allow_methods: [GET]\n"))
+    await eventually(lambda: _not(put_allowed))
+
+
+async def _not(check) -> bool:
+    return not await check()
