@@ -61,7 +61,7 @@ def instructions(lab: run.Lab, config: Path, flags: tuple[str, ...], requests: i
     out = lab.workdir / f"callgrind.{port}"
     process = lab.start(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
                          sys.executable, "-m", "corsproxy", "serve", "-c", str(config), "--port", str(port), *flags],
-                        port, f"corsproxy-callgrind-{port}")
+                        port, f"corsproxy-callgrind-{port}", seconds=120)  # valgrind starts slowly
     time.sleep(1)  # the ready line comes before the last banner lines are written
     callgrind(process.pid, "-i", "on")
     counts = {}

@@ -74,8 +74,8 @@ def pinned(core: str, argv: list[str]) -> list[str]:
     return ["taskset", "-c", core, *argv]
 
 
-def wait_listening(port: int, process: subprocess.Popen, what: str) -> None:
-    for _ in range(300):
+def wait_listening(port: int, process: subprocess.Popen, what: str, seconds: float = 6) -> None:
+    for _ in range(int(seconds / 0.02)):
         if process.poll() is not None:
             raise SystemExit(f"{what} exited with {process.returncode}")
         try:
@@ -83,7 +83,7 @@ def wait_listening(port: int, process: subprocess.Popen, what: str) -> None:
             return
         except OSError:
             time.sleep(0.02)
-    raise SystemExit(f"{what} did not listen on {port} within 6 s")
+    raise SystemExit(f"{what} did not listen on {port} within {seconds:g} s")
 
 
 @dataclass
@@ -111,11 +111,11 @@ class Lab:
     def __init__(self, workdir: Path, stack: ExitStack) -> None:
         self.workdir, self.stack = workdir, stack
 
-    def start(self, argv: list[str], port: int, what: str, **kwargs) -> subprocess.Popen:
+    def start(self, argv: list[str], port: int, what: str, seconds: float = 6, **kwargs) -> subprocess.Popen:
         log = open(self.workdir / f"{what}.log", "w")
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, **kwargs)
         self.stack.callback(self._stop, process, log)
-        wait_listening(port, process, what)
+        wait_listening(port, process, what, seconds)
         return process
 
     @staticmethod

@@ -65,21 +65,19 @@ class Upstream:
     host: str         # without IPv6 brackets
     port: int
     base_path: str
+    # Derived once here, read on every request (issue #15): never recomputed per request.
+    origin: str = field(init=False, repr=False, compare=False)        # scheme://host[:port], http(s)
+    host_header: str = field(init=False, repr=False, compare=False)   # Host sent when change_origin
+    base_url: str = field(init=False, repr=False, compare=False)      # http(s)://host:port, to dial
 
-    @property
-    def origin(self) -> str:
-        """scheme://host[:port] with http/https scheme, default ports omitted."""
+    def __post_init__(self) -> None:
         scheme = {"ws": "http", "wss": "https"}.get(self.scheme, self.scheme)
         host = f"[{self.host}]" if ":" in self.host else self.host
         default = 443 if scheme == "https" else 80
-        return f"{scheme}://{host}" if self.port == default else f"{scheme}://{host}:{self.port}"
-
-    @property
-    def host_header(self) -> str:
-        """The Host header to send upstream when change_origin is on."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.scheme in ("https", "wss") else 80
-        return host if self.port == default else f"{host}:{self.port}"
+        authority = host if self.port == default else f"{host}:{self.port}"
+        object.__setattr__(self, "origin", f"{scheme}://{authority}")
+        object.__setattr__(self, "host_header", authority)
+        object.__setattr__(self, "base_url", f"{scheme}://{host}:{self.port}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +99,12 @@ class Route:
     applies_cors: bool = True
     connect_to: tuple[str, int] | None = None     # dial here instead of upstream.host:port
     ca_file: str | None = None                    # absolute path: extra trust for the upstream
+    # remove_headers + the set names, lower-case: what the client may not send up as it is.
+    replaced_headers: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = self.remove_headers | {name.lower() for name, _ in self.set_headers}
+        object.__setattr__(self, "replaced_headers", names)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,11 +21,14 @@ HOP_BY_HOP: frozenset[str] = frozenset({
     "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
 })
 _FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix"})
-# Never forwarded as the client sent them: hop-by-hop, and the X-Forwarded-* the proxy writes
-# itself (and Host, when the route sends the upstream's own). Built once, not per request.
-_REQUEST_DROPPED = HOP_BY_HOP | _FORWARDED
+# Never forwarded as the client sent them: hop-by-hop, the X-Forwarded-* the proxy writes
+# itself, Expect (the proxy's server answers 100-continue itself and sends the whole body up)
+# and Host, when the route sends the upstream's own. Built once, not per request.
+_REQUEST_DROPPED = HOP_BY_HOP | _FORWARDED | {"expect"}
 _REQUEST_DROPPED_WITH_HOST = _REQUEST_DROPPED | {"host"}
 _ALT_SVC = frozenset({"alt-svc"})
+# An intercepted request keeps every end-to-end header but Expect (answered by the proxy).
+_TRANSPARENT_DROPPED = HOP_BY_HOP | {"expect"}
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
@@ -35,23 +38,43 @@ def upstream_request_headers(
     """The headers to send upstream for a client request.
 
     Content-Length, Origin, Cookie, Authorization and Accept-Encoding pass as sent; the
-    route's ``request_headers`` are applied last (remove, then set).
+    route's ``request_headers`` are applied last (remove, then set), also to the headers the
+    proxy writes itself. One pass over the client's headers (this runs on every request).
     """
-    listed = _connection_names(headers)
     if route.transparent:  # an intercepted request goes on as the browser made it
-        return [(n, v) for n, v in _without(headers, HOP_BY_HOP | listed) if _safe(v)]
-    dropped = _REQUEST_DROPPED_WITH_HOST if route.change_origin else _REQUEST_DROPPED
-    out = _without(headers, dropped | listed if listed else dropped)
-    if route.change_origin:
+        listed = _connection_names(headers)
+        return [(n, v) for n, v in _without(headers, _TRANSPARENT_DROPPED | listed) if _safe(v)]
+    replaced = route.replaced_headers
+    dropped = (_REQUEST_DROPPED_WITH_HOST if route.change_origin else _REQUEST_DROPPED) | replaced
+    out: list[tuple[str, str]] = []
+    chain: list[str] = []
+    listed: list[str] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower in dropped:
+            if lower == "x-forwarded-for" and value.strip() and _safe(value):
+                chain.append(value)
+            elif lower == "connection":
+                listed.append(value)
+        elif _safe(value):
+            out.append((name, value))
+    if listed:  # RFC 9110 §7.6.1: the names a Connection header lists are hop-by-hop too
+        names = _connection_names([("connection", value) for value in listed])
+        out = [(name, value) for name, value in out if name.lower() not in names]
+    if route.change_origin and "host" not in replaced:
         out.insert(0, ("Host", route.upstream.host_header))
-    out += _forwarded(headers, client_ip, proxy_host, scheme)
+    if client_ip:
+        chain.append(client_ip)
+    forwarded = [("X-Forwarded-For", ", ".join(chain))] if chain else []
+    forwarded.append(("X-Forwarded-Proto", scheme))
+    if proxy_host:
+        forwarded.append(("X-Forwarded-Host", proxy_host))
     if route.strip_prefix and route.prefix != "/":
         # The path the upstream sees lacks the prefix; this lets an app build its own URLs.
-        out.append(("X-Forwarded-Prefix", route.prefix))
-    set_names = {name.lower() for name, _ in route.set_headers}
-    out = _without(out, route.remove_headers | set_names)
-    out += route.set_headers
-    return [(name, value) for name, value in out if _safe(value)]
+        forwarded.append(("X-Forwarded-Prefix", route.prefix))
+    out += (pair for pair in forwarded if pair[0].lower() not in replaced and _safe(pair[1]))
+    out += (pair for pair in route.set_headers if _safe(pair[1]))
+    return out
 
 
 def client_response_headers(
@@ -93,8 +116,9 @@ def client_response_headers(
         elif lower == "set-cookie":
             value = map_cookie_path(strip_cookie_domain(value), route)
         out.append((name, value))
-    vary += (value for name, value in cors_headers if name.lower() == "vary")
-    merged = _merge_vary(vary)
+    own = [value for name, value in cors_headers if name.lower() == "vary"]
+    # The proxy's own Vary is already one header of unique tokens: merge only with upstream ones.
+    merged = own[0] if not vary and len(own) == 1 else _merge_vary(vary + own)
     if merged:
         out.insert(len(out) if vary_at is None else vary_at, ("Vary", merged))
     out += ((name, value) for name, value in cors_headers if name.lower() != "vary")
@@ -208,17 +232,6 @@ def _split_origin(value: str, upstream: Upstream) -> tuple[str, str]:
     return Upstream("", scheme, host, port, "").origin, rest or "/"
 
 
-def _forwarded(headers: Headers, client_ip: str, proxy_host: str, scheme: str):
-    """X-Forwarded-For (the client's chain + client_ip), -Proto and -Host."""
-    chain = [v for n, v in headers if n.lower() == "x-forwarded-for" and v.strip() and _safe(v)]
-    chain += [client_ip] if client_ip else []
-    pairs = [("X-Forwarded-For", ", ".join(chain))] if chain else []
-    pairs.append(("X-Forwarded-Proto", scheme))
-    if proxy_host:
-        pairs.append(("X-Forwarded-Host", proxy_host))
-    return pairs
-
-
 def _connection_names(headers: Headers) -> frozenset[str]:
     """Header names listed in ``Connection`` values (RFC 9110 §7.6.1), lower-case."""
     return frozenset(
@@ -228,7 +241,7 @@ def _connection_names(headers: Headers) -> frozenset[str]:
     )
 
 
-def _without(headers: Headers, names: frozenset[str] | set[str]) -> list[tuple[str, str]]:
+def _without(headers: Headers, names: frozenset[str]) -> list[tuple[str, str]]:
     return [(name, value) for name, value in headers if name.lower() not in names]
 
 

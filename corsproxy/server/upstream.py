@@ -19,7 +19,6 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
-from multidict import CIMultiDict
 
 from corsproxy.errors import UpstreamError, UpstreamHeadTooLarge, UpstreamTimeout, UpstreamUnreachable
 from corsproxy.model import Route, ServerSettings
@@ -29,8 +28,8 @@ from corsproxy.server import headerbytes
 
 # Big enough that a 1 GiB download is a few thousand writes, small enough to keep RSS flat.
 CHUNK_SIZE = 256 * 1024
-# The proxy answers 100-continue itself; the upstream request carries the whole body anyway.
-NOT_FORWARDED = frozenset({"expect"})
+# Headers aiohttp's server adds when a response lacks them; a transparent proxy must not.
+INVENTED = ("Content-Type", "Server", "Date")
 
 # Set by websocket.relay while its handshake is in flight: aiohttp's ws_connect drops the body
 # of an upstream's refusal, so the trace hook hands the response to this callback first.
@@ -142,24 +141,27 @@ class ProxyResponse(web.StreamResponse):
     must not invent them (CONTRACT: the proxy adds only what the contract names).
     """
 
-    def __init__(self, *, status: int, reason: str | None, headers: CIMultiDict[str]) -> None:
+    def __init__(self, *, status: int, reason: str | None, headers: list[tuple[str, str]]) -> None:
         super().__init__(status=status, reason=reason, headers=headers)
-        self._sent_by_upstream = frozenset(k.lower() for k in headers)
+        self._invented = tuple(name for name in INVENTED if name not in self.headers)
 
     async def _prepare_headers(self) -> None:
         await super()._prepare_headers()
-        for name in ("Content-Type", "Server", "Date"):
-            if name.lower() not in self._sent_by_upstream:
-                self.headers.popall(name, None)
+        for name in self._invented:
+            self.headers.popall(name, None)
 
 
 def upstream_url(route: Route, match: Match, raw_query: str) -> str:
-    upstream = route.upstream
-    scheme = {"ws": "http", "wss": "https"}.get(upstream.scheme, upstream.scheme)
-    host, port = route.connect_to or (upstream.host, upstream.port)
-    host = f"[{host}]" if ":" in host else host
     query = f"?{raw_query}" if raw_query else ""
-    return f"{scheme}://{host}:{port}{match.upstream_path}{query}"
+    base = route.upstream.base_url if route.connect_to is None else _dial_url(route)
+    return f"{base}{match.upstream_path}{query}"
+
+
+def _dial_url(route: Route) -> str:
+    """scheme://host:port of a route's `connect_to` (the upstream's scheme, another address)."""
+    scheme = route.upstream.base_url.partition(":")[0]
+    host, port = route.connect_to
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def tls_options(route: Route, trust: ssl.SSLContext | None) -> dict:
@@ -172,7 +174,7 @@ def tls_options(route: Route, trust: ssl.SSLContext | None) -> dict:
 def request_headers(request: web.Request, route: Route) -> list[tuple[str, str]]:
     """The client's headers as the upstream gets them (policy.rewrite on the wire's values)."""
     return rewrite.upstream_request_headers(
-        [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED],
+        request.headers.items(),  # Expect is in rewrite's constant drop set
         route, client_ip=request.remote or "", proxy_host=request.host, scheme=request.scheme,
     )
 
@@ -194,7 +196,7 @@ async def _round_trip(request: web.Request, session: aiohttp.ClientSession, leg:
         return await session.request(
             request.method,
             aiohttp.client.URL(upstream_url(route, leg.match, leg.raw_query), encoded=True),
-            headers=CIMultiDict(request_headers(request, route)),
+            headers=request_headers(request, route),  # aiohttp makes its one CIMultiDict of the list
             data=body,
             allow_redirects=False,
             **tls_options(route, leg.trust),
@@ -238,11 +240,9 @@ async def send_response(request: web.Request, upstream: aiohttp.ClientResponse, 
         response = ProxyResponse(
             status=upstream.status,
             reason=upstream.reason,
-            headers=CIMultiDict(
-                rewrite.client_response_headers(
-                    upstream.headers.items(), leg.route, cors_headers=leg.cors_headers,
-                    proxy_origin=leg.proxy_origin,
-                )
+            headers=rewrite.client_response_headers(
+                upstream.headers.items(), leg.route, cors_headers=leg.cors_headers,
+                proxy_origin=leg.proxy_origin,
             ),
         )
         await response.prepare(request)
