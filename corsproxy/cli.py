@@ -20,6 +20,8 @@ from corsproxy.server import logs
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 SUBCOMMANDS = ("serve", "check", "health", "probe", "demo", "browser", "chrome-flags", "ca")
+# `--workers auto` stops here: past a few cores a dev proxy gains nothing but memory (~40 MiB each).
+MAX_AUTO_WORKERS = 8
 
 
 class UsageError(Exception):
@@ -56,8 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind; 0 picks a free one (default: config, $CORSPROXY_PORT, 8080)")
     serve.add_argument("--log-format", choices=("console", "json"), help="default: $CORSPROXY_LOG_FORMAT, console")
     serve.add_argument("--log-level", choices=logs.LEVELS, help="default: $CORSPROXY_LOG_LEVEL, info")
-    serve.add_argument("--workers", type=int, default=1,
-                       help="worker processes sharing the port with SO_REUSEPORT, one event loop each (default 1)")
+    serve.add_argument("--workers", default="1", metavar="N|auto",
+                       help="worker processes sharing the port with SO_REUSEPORT, one event loop each; auto: one "
+                            f"per core this process may run on, at most {MAX_AUTO_WORKERS} (default 1: the "
+                            "inspector shows one process's requests)")
     serve.add_argument("--grace", type=float, default=None,
                        help="seconds in-flight requests get to finish on SIGTERM/SIGINT (default 10)")
     quick = serve.add_argument_group("quick start without YAML")
@@ -217,15 +221,24 @@ def _run_serve(args: argparse.Namespace) -> int:
     else:
         source, first = None, resolve(_load(args, path))
     grace = args.grace if args.grace is not None else serve.DEFAULT_GRACE
-    if args.workers < 1:
-        raise UsageError(f"--workers must be at least 1, not {args.workers}")
-    if args.workers > 1:
+    # auto: one per core, but one process when it owns the intercept listener and its CA.
+    count = worker_count(args.workers, len(os.sched_getaffinity(0)) if first.intercept is None else 1)
+    if count > 1:
         if first.intercept is not None:
             raise UsageError("--workers cannot be used with an intercept block: one process owns the "
                              "intercept listener and its CA")
         from corsproxy.server import workers
-        return workers.run(first, workers=args.workers, grace=grace, source=source)
+        return workers.run(first, workers=count, grace=grace, source=source)
     return serve.run(first, grace=grace, source=source)
+
+
+def worker_count(text: str, cores: int) -> int:
+    """`--workers`: a whole number from 1, or `auto`: one per core, at most MAX_AUTO_WORKERS."""
+    if text == "auto":
+        return max(1, min(cores, MAX_AUTO_WORKERS))
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise UsageError(f"--workers must be a whole number from 1, or auto, not {text!r}")
+    return int(text)
 
 
 def _run_check(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from corsproxy import cli
 from corsproxy.cli import resolve_listen
 from corsproxy.model import ServerSettings
 from tests.upstream_app import ARRIVED, RELEASE
@@ -292,6 +293,34 @@ async def test_workers_share_one_port_and_stop_together(spawn, upstream, tmp_pat
                 assert r.status == 200
     assert await proxy.stop() == 0
     assert not any(Path(f"/proc/{worker}").exists() for worker in workers)
+
+
+async def test_workers_auto_starts_one_worker_per_core(spawn, upstream, tmp_path):
+    """--workers auto forks one worker per core this process may run on (capped), all answering."""
+    proxy = await spawn("-c", str(write_config(tmp_path, upstream.port)), "--port", "0", "--workers", "auto")
+    pid = proxy.process.pid
+    expected = min(len(os.sched_getaffinity(0)), cli.MAX_AUTO_WORKERS)
+    workers = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    assert len(workers) == (expected if expected > 1 else 0)   # one worker is the process itself
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{proxy.url}/api/x", headers={"Origin": "http://localhost:3000"}) as r:
+            assert r.status == 200
+    assert await proxy.stop() == 0
+
+
+@pytest.mark.parametrize(("text", "cores", "count"), [
+    ("1", 4, 1), ("3", 1, 3), ("auto", 1, 1), ("auto", 2, 2), ("auto", 64, 8)],
+    ids=["one", "more than cores", "auto, one core", "auto, two cores", "auto, capped"])
+def test_worker_count(text, cores, count):
+    """--workers takes a number from 1, or auto: one per core, at most MAX_AUTO_WORKERS."""
+    assert cli.worker_count(text, cores) == count
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "two", "1.5", ""])
+def test_worker_count_refuses_anything_else(text):
+    """--workers 0, negative or non-numbers are refused with the values it takes."""
+    with pytest.raises(cli.UsageError, match="whole number from 1, or auto"):
+        cli.worker_count(text, 2)
 
 
 async def test_json_logs_one_line_per_request(spawn, upstream, tmp_path):
