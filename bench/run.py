@@ -135,11 +135,12 @@ class Lab:
         return self.start(pinned(core, ["nginx", "-p", str(self.workdir), "-c", str(path)]), port, name)
 
 
-def corsproxy_config(workdir: Path, upstream_port: int, aux_port: int, inspector_size: int = 500) -> Path:
+def corsproxy_config(workdir: Path, upstream_port: int, aux_port: int, inspector_size: int | None = None) -> Path:
+    """The bench's config; `inspector_size` None leaves the server block out (the default size,
+    and a config an older corsproxy, one without the key, also loads)."""
     path = workdir / f"corsproxy-{inspector_size}.yaml"
-    path.write_text(f"""\
-server:
-  inspector_size: {inspector_size}
+    server = "" if inspector_size is None else f"server:\n  inspector_size: {inspector_size}\n"
+    path.write_text(server + f"""\
 cors:
   allow_origins: [{ORIGIN}]
   allow_headers: [Content-Type, Authorization]
@@ -186,7 +187,7 @@ def _npm_error(stderr: str) -> str:
     return next((line for line in lines if "Error" in line), next((line for line in lines if line), "failed"))
 
 
-def start_lab(lab: Lab, plan: Plan, workers: int) -> tuple[list[Contender], dict]:
+def start_lab(lab: Lab, plan: Plan, workers: int, compare: list[Path]) -> tuple[list[Contender], dict]:
     data = upstreams.write_static(lab.workdir, plan.transfer_mib)
     upstream_port, nginx_proxy_port, corsproxy_port, quiet_port, aux_port, naive_port, bare_port = (
         free_port() for _ in range(7))
@@ -199,11 +200,13 @@ def start_lab(lab: Lab, plan: Plan, workers: int) -> tuple[list[Contender], dict
                                           str(naive_port), f"http://127.0.0.1:{upstream_port}"]), naive_port, "naive")
     cores = PROXY_CORE if workers == 1 else f"{PROXY_CORE},{LOAD_CORE}"
 
-    def corsproxy(port: int, what: str, *flags: str, inspector_size: int = 500) -> subprocess.Popen:
+    def corsproxy(port: int, what: str, *flags: str, inspector_size: int | None = None,
+                  checkout: Path | None = None) -> subprocess.Popen:
         config = corsproxy_config(lab.workdir, upstream_port, aux_port, inspector_size)
         argv = [sys.executable, "-m", "corsproxy", "serve", "-c", str(config), "--port", str(port),
                 "--workers", str(workers), *flags]
-        return lab.start(pinned(cores, argv), port, what)
+        # `python -m` imports from its working directory first: another checkout's corsproxy.
+        return lab.start(pinned(cores, argv), port, what, cwd=checkout)
 
     # At the default log level, as users run it (one console line per request, to a file here).
     default = corsproxy(corsproxy_port, "corsproxy")
@@ -224,6 +227,11 @@ def start_lab(lab: Lab, plan: Plan, workers: int) -> tuple[list[Contender], dict
         # The least an aiohttp proxy does (no gates, no rewriting, no log line).
         Contender("naive-aiohttp", f"http://127.0.0.1:{naive_port}", lambda: [naive.pid], only=REQUESTS_ONLY),
     ]
+    for checkout in compare:  # another version of corsproxy, at its default log level
+        port = free_port()
+        other = corsproxy(port, f"corsproxy-{checkout.name}", checkout=checkout)
+        contenders.append(Contender(f"corsproxy@{checkout.name}", f"http://127.0.0.1:{port}",
+                                    lambda other=other: procstats.process_tree(other.pid), only=REQUESTS_ONLY))
     node = cors_anywhere(lab, upstream)
     if node is not None:
         contenders.append(node)
@@ -290,12 +298,12 @@ def measure_sse(contender: Contender) -> dict:
     return {"sse_first_event_ms": asyncio.run(upstreams.sse_first_event_ms(contender.target("/api/aux/sse"), ORIGIN))}
 
 
-def run(plan: Plan, workers: int) -> tuple[dict, str]:
+def run(plan: Plan, workers: int, compare: list[Path]) -> tuple[dict, str]:
     ensure_tools()
     results: dict[str, dict] = {}
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="corsproxy-bench-")))
-        contenders, extra = start_lab(Lab(workdir, stack), plan, workers)
+        contenders, extra = start_lab(Lab(workdir, stack), plan, workers, compare)
         for c in contenders:
             results[c.name] = {}
         scenarios = [
@@ -330,9 +338,11 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="seconds, not minutes: for CI")
     parser.add_argument("--workers", type=int, default=1, help="corsproxy worker processes (default 1)")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results"))
+    parser.add_argument("--compare", type=Path, action="append", default=[], metavar="CHECKOUT",
+                        help="also measure the corsproxy of another checkout (small GET, preflight); repeatable")
     args = parser.parse_args()
     plan = SMOKE if args.smoke else FULL
-    results, corsproxy = run(plan, args.workers)
+    results, corsproxy = run(plan, args.workers, [path.resolve() for path in args.compare])
     print(procstats.ratio_table(results, baseline="nginx-proxy"))
     print()
     print(procstats.target_table(results, corsproxy, baseline="nginx-proxy"))
