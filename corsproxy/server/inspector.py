@@ -85,26 +85,27 @@ def record(request: web.BaseRequest, app: web.Application, response: web.StreamR
 # --- the built-ins ------------------------------------------------------------------------------
 
 
-def answer(request: web.BaseRequest, app: web.Application, config: Config, path: str) -> web.Response:
+def answer(request: web.Request, config: Config, path: str) -> web.Response:
     """The page, the events, or clearing them (DELETE, same-origin only)."""
     if path == EVENTS_PATH and request.method == "DELETE":
-        return _clear(request, app[INSPECTOR])
+        return _clear(request)
     if request.method not in ("GET", "HEAD"):
         allow = "GET, HEAD, DELETE" if path == EVENTS_PATH else "GET, HEAD"
         return web.Response(status=405, text=f"{path} answers {allow} only\n",
                             headers={**_COMMON_HEADERS, "Allow": allow})
     if path == EVENTS_PATH:
-        return _events(request, app[INSPECTOR], config)
+        return _events(request, config)
     return web.Response(status=200, body=PAGE.body, content_type="text/html", charset="utf-8",
                         headers={**_COMMON_HEADERS, "Content-Security-Policy": PAGE.csp,
                                  "X-Frame-Options": "DENY"})
 
 
-def _events(request: web.BaseRequest, buffer: EventBuffer, config: Config) -> web.Response:
+def _events(request: web.Request, config: Config) -> web.Response:
     text = request.query.get("after", "0")
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
         return web.Response(status=400, text=f"after={text[:40]!r}: expected an event id (a whole number)\n",
                             headers=_COMMON_HEADERS)
+    buffer = request.app[INSPECTOR]
     server = config.server
     payload = {
         "events": [event_json(record, buffer) for record in buffer.after(int(text))],
@@ -117,7 +118,7 @@ def _events(request: web.BaseRequest, buffer: EventBuffer, config: Config) -> we
                         headers=_COMMON_HEADERS)
 
 
-def _clear(request: web.BaseRequest, buffer: EventBuffer) -> web.Response:
+def _clear(request: web.Request) -> web.Response:
     """Only the inspector page itself may clear: a cross-site DELETE is preflighted (and the
     built-ins never answer a preflight with Access-Control-Allow-*), and the Origin is checked
     again here in case a browser sent it anyway."""
@@ -126,7 +127,7 @@ def _clear(request: web.BaseRequest, buffer: EventBuffer) -> web.Response:
     if origin is not None and origin != own or request.headers.get("Sec-Fetch-Site", "same-origin") != "same-origin":
         return web.Response(status=403, text="only the inspector page may clear its events\n",
                             headers=_COMMON_HEADERS)
-    buffer.clear()
+    request.app[INSPECTOR].clear()
     return web.Response(status=204, headers=_COMMON_HEADERS)
 
 
