@@ -1,0 +1,6 @@
+TARGET = "caddy"
+TESTED_ON = "?"
+DEVIATIONS = ()
+
+def render(plan):
+    raise NotImplementedError

@@ -1,0 +1,6 @@
+TARGET = "express"
+TESTED_ON = "?"
+DEVIATIONS = ()
+
+def render(plan):
+    raise NotImplementedError

@@ -1,0 +1,6 @@
+TARGET = "starlette"
+TESTED_ON = "?"
+DEVIATIONS = ()
+
+def render(plan):
+    raise NotImplementedError
