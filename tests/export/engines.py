@@ -134,7 +134,7 @@ def caddy_file(directory: Path, include: Path) -> Path:
     """The export imported under the test's own global options: no admin endpoint (parallel
     runs must not fight over :2019), nothing persisted outside `directory`."""
     wrapper = directory / "Caddyfile"
-    wrapper.write_text(f"{{\n\tadmin off\n\tpersist_config off\n}}\n\nimport {include}\n")
+    wrapper.write_text(f"{{\n\tadmin off\n}}\n\nimport {include}\n")
     return wrapper
 
 
