@@ -162,7 +162,9 @@ def caddy(directory: Path, include: Path, port: int) -> Running:
 def express(module: Path, port: int, log: Path) -> Running:
     assert (NODE_DIR / "node_modules" / "express").is_dir(), \
         "express is not installed: bash .ci/run runs npm ci in tests/export/node"
-    return start("node (express)", [need("node"), str(NODE_DIR / "app.js"), str(port), str(module)], port, log)
+    # The exported module lives in a temp dir: it finds express and cors through NODE_PATH.
+    return start("node (express)", [need("node"), str(NODE_DIR / "app.js"), str(port), str(module)], port, log,
+                 env={"NODE_PATH": str(NODE_DIR / "node_modules"), "NODE_ENV": "test"})
 
 
 def starlette(module: Path, port: int, log: Path) -> Running:

@@ -178,6 +178,8 @@ def probes(config: Config, paths: Callable[[Route | None], list[str]]) -> list[P
     for route, policy in sections:
         where = route.prefix if route else "unmatched"
         route_paths = paths(route)
+        if not route_paths:
+            continue
         for origin in origins_for(policy):
             for path in route_paths:
                 add(label=f"{where} GET {path} from {origin}", path=path, method="GET", origin=origin,
