@@ -45,9 +45,10 @@ class Stub:
                 status = 404 if self.path.endswith("/status/404") else 500 if self.path.endswith("/status/500") else 200
                 body = b'{"stub": true}\n'
                 self.send_response(status)
-                for name, value in STUB_CORS:
-                    self.send_header(name, value)
-                self.send_header("Vary", STUB_VARY)
+                if status != 500:   # a 500 is a crash page, as a framework sends it: nothing of the app's
+                    for name, value in STUB_CORS:
+                        self.send_header(name, value)
+                    self.send_header("Vary", STUB_VARY)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

@@ -15,13 +15,14 @@ app.get('/__stub/reached', (req, res) => res.json([...reached]));
 app.use((req, res) => {
   const id = req.get('X-Matrix-Id');
   if (id !== undefined) reached.add(id);
+  // A crash before the app set anything: Express's own 500, which must still carry the policy.
+  if (req.path.endsWith('/status/500')) throw new Error('the stub fails on purpose');
   res.set('Access-Control-Allow-Origin', 'https://upstream.invalid');
   res.set('Access-Control-Allow-Credentials', 'true');
   res.set('Access-Control-Allow-Methods', 'TRACE');
   res.set('Access-Control-Expose-Headers', 'X-Upstream-Secret');
   res.set('Access-Control-Debug', 'stub');
   res.vary('Accept-Encoding');
-  if (req.path.endsWith('/status/500')) throw new Error('the stub fails on purpose');
   res.status(req.path.endsWith('/status/404') ? 404 : 200).json({ stub: true });
 });
 
