@@ -23,8 +23,8 @@ DEVIATIONS = (
               "change case; the browser refuses either way"),
 )
 TAB = "\t"
-_STATES = [("~^1..1111$", "preflight"), ("~^1..1", "refused"), ("~^1", "preflight-forbidden"),
-           ("~^0(?:0|11)", "pass"), ("~^0101", "cors")]
+_STATES = [("~^1..1111$", "preflight"), ("~^1..1...$", "refused"), ("~^1......$", "preflight-forbidden"),
+           ("~^0(?:0.....|11....)$", "pass"), ("~^0101...$", "cors")]
 _ORIGIN = "{http.request.header.Origin}"
 _ACRM = "{http.request.header.Access-Control-Request-Method}"
 _ACRH = "{http.request.header.Access-Control-Request-Headers}"
@@ -61,7 +61,7 @@ def map_block(source: str, variable: str, entries: list[tuple[str, str]], defaul
 def request_maps() -> list[str]:
     return ["# A CORS preflight: OPTIONS with an Origin and an Access-Control-Request-Method.",
             *map_block(f"{{http.request.method}} {{corsproxy_has_origin}} {_ACRM}", "corsproxy_preflight",
-                       [("~^OPTIONS 1 .", "1")], "0"),
+                       [("~^OPTIONS 1 .+$", "1")], "0"),
             *map_block(_ORIGIN, "corsproxy_has_origin", [("", "0")], "1"),
             "# Same-origin (the Origin is this server's scheme and Host): no CORS check, no CORS headers.",
             "@corsproxy_same_origin expression `{http.request.header.Origin} == "
@@ -103,12 +103,12 @@ def _methods_map(v: str, cors: PolicyPlan, preflights: str) -> list[str]:
         return map_block(f"{{{v}_state}}", f"{v}_allow_methods", [(preflights, cors.methods)], "")
     # ["*"] echoes the asked method, unless the method itself was refused (a lower-case one).
     return map_block(f"{{{v}_state}}:{{{v}_method}}", f"{v}_allow_methods",
-                     [("~^preflight:", ECHO), ("refused:1", ECHO)], "")
+                     [("~^preflight:.$", ECHO), ("refused:1", ECHO)], "")
 
 
 def _origin_entries(cors: PolicyPlan) -> list[tuple[str, str]]:
     if cors.any_origin:
-        return [("", "0"), ("~.", "1")]
+        return [("", "0"), ("~^.+$", "1")]
     entries = [(f"~^{_regex_literal(origin)}$", "1") for origin in cors.origins]
     if cors.origin_regex is not None:
         entries.append((f"~{cors.origin_regex}", "1"))

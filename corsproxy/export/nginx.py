@@ -64,7 +64,7 @@ def request_maps() -> str:
     return "\n".join([
         "# A CORS preflight: OPTIONS with an Origin and an Access-Control-Request-Method.",
         *map_block("$request_method $corsproxy_has_origin $http_access_control_request_method",
-                   "corsproxy_preflight", [("~^OPTIONS 1 .", "1")], "0"),
+                   "corsproxy_preflight", [("~^OPTIONS 1 .+$", "1")], "0"),
         *map_block("$http_origin", "corsproxy_has_origin", [("", "0")], "1"),
         "# Same-origin: the browser runs no CORS check, so no CORS headers are sent.",
         *map_block("$http_origin $scheme://$http_host", "corsproxy_same_origin", [(r"~^(\S+) \1$", "1")], "0"),
@@ -91,13 +91,13 @@ def policy_maps(key: str, cors: PolicyPlan) -> str:
     return "\n".join(lines)
 
 
-_STATES = [("~^1..1111$", "preflight"), ("~^1..1", "refused"), ("~^1", "preflight-forbidden"),
-           ("~^0(?:0|11)", "pass"), ("~^0101", "cors")]
+_STATES = [("~^1..1111$", "preflight"), ("~^1..1...$", "refused"), ("~^1......$", "preflight-forbidden"),
+           ("~^0(?:0.....|11....)$", "pass"), ("~^0101...$", "cors")]
 
 
 def _origin_entries(cors: PolicyPlan) -> list[tuple[str, str]]:
     if cors.any_origin:
-        return [("", "0"), ("~.", "1")]
+        return [("", "0"), ("~^.+$", "1")]
     entries = [(f"~^{_regex_literal(origin)}$", "1") for origin in cors.origins]
     if cors.origin_regex is not None:
         entries.append((f"~{cors.origin_regex}", "1"))
@@ -152,7 +152,7 @@ def _methods_map(v: str, cors: PolicyPlan) -> list[str]:
     # echoing it would let the browser through.
     echo = "$http_access_control_request_method"
     return map_block(f"${v}_state:${v}_method", f"{v}_allow_methods",
-                     [("~^preflight:", echo), ("refused:1", echo)], "")
+                     [("~^preflight:.$", echo), ("refused:1", echo)], "")
 
 
 # --- the server ---------------------------------------------------------------------------------

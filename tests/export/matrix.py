@@ -269,15 +269,13 @@ def send(server: Server, probe: Probe, path: str, timeout: float = 15) -> Answer
         connection.close()
 
 
-def app_path_for(route_paths: dict[str, tuple[str, str, bool]]) -> Callable[[Probe], str | None]:
+def app_path(probe: Probe) -> str | None:
     """corsproxy path -> the API's own path (base path, plus the prefix when it is kept)."""
-    def path_for(probe: Probe) -> str | None:
-        if probe.route is None:
-            return None
-        route = probe.route
-        rest = probe.path[len(route.prefix):] if route.strip_prefix and route.prefix != "/" else probe.path
-        return (route.upstream.base_path + rest) or "/"
-    return path_for
+    if probe.route is None:
+        return None
+    route = probe.route
+    rest = probe.path[len(route.prefix):] if route.strip_prefix and route.prefix != "/" else probe.path
+    return (route.upstream.base_path + rest) or "/"
 
 
 # --- the gates ----------------------------------------------------------------------------------
