@@ -14,7 +14,7 @@ import json
 from corsproxy.export.plan import PREFLIGHT_VARY, Deviation, Plan, PolicyPlan, RoutePlan
 
 TARGET = "express"
-TESTED_ON = "Express 5.1.0 with cors 2.8.5 on Node.js 20"
+TESTED_ON = "Express 5.3.0 with cors 2.8.6 on Node.js 20"
 DEVIATIONS: tuple[Deviation, ...] = ()
 
 

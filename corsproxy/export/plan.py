@@ -19,9 +19,6 @@ from corsproxy.errors import ConfigError, ConfigProblem
 from corsproxy.model import Config, CorsPolicy, Route
 from corsproxy.policy import cors
 
-# Fetch "CORS-safelisted request-header" names: always allowed in a preflight (CONTRACT
-# Version 2), whatever allow_headers says.
-SAFELISTED_REQUEST_HEADERS = ("accept", "accept-language", "content-language", "content-type")
 # The upstream's own CORS headers, removed from every proxied response (CONTRACT: replaced by
 # the policy's). Targets that cannot remove by prefix remove these names.
 UPSTREAM_CORS_HEADERS = (
@@ -153,7 +150,7 @@ def policy_plan(policy: CorsPolicy, name: str, source: str, target: str,
                                           "write it with literals, classes like [a-z0-9-], groups, | and "
                                           "repeats only"))
     wildcard = policy.allow_any_origin and not policy.allow_credentials
-    names = tuple(dict.fromkeys([*SAFELISTED_REQUEST_HEADERS, *sorted(policy.allow_headers)]))
+    names = tuple(dict.fromkeys([*sorted(cors.SAFELISTED_HEADERS), *sorted(policy.allow_headers)]))
     methods = "" if policy.allow_any_method else cors.allowed_methods_value(policy)
     method_names = tuple(dict.fromkeys([*methods.split(", "), *sorted(cors.SAFELISTED_METHODS)])) if methods else \
         tuple(sorted(cors.SAFELISTED_METHODS))

@@ -171,3 +171,29 @@ def starlette(module: Path, port: int, log: Path) -> Running:
     return start("uvicorn (starlette)", [sys.executable, "-m", "uvicorn", "--factory", "tests.export.starlette_app:make",
                                          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
                  port, log, env={"CORSPROXY_EXPORTED": str(module)})
+
+
+# --- versions -----------------------------------------------------------------------------------
+
+
+def installed_version(target: str) -> tuple[int, ...]:
+    """The version of the engine this machine runs, to hold the export's 'tested on' claim."""
+    if target == "nginx":
+        text = run([need("nginx"), "-v"]).stderr
+    elif target == "caddy":
+        text = run([need("caddy"), "version"]).stdout
+    else:
+        import starlette
+        text = starlette.__version__
+    return _numbers(text)
+
+
+def named_version(tested_on: str) -> tuple[int, ...]:
+    return _numbers(tested_on)
+
+
+def _numbers(text: str) -> tuple[int, ...]:
+    import re
+    match = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    assert match, text
+    return tuple(int(part) for part in match.groups())

@@ -3,6 +3,7 @@ in), the engine and `corsproxy serve` started on it, and the two gates run over 
 
 from __future__ import annotations
 
+import itertools
 import json
 import urllib.request
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from tests.export import engines, matrix
 from tests.export.stub import Stub
 
 POLICIES = Path(__file__).resolve().parent / "policies"
+# Each pair tags its requests apart: the stub outlives a pair and remembers every id it saw.
+_RUNS = itertools.count(1)
 
 
 def concrete(template: str, stub: Stub, directory: Path, name: str = "policy.yaml") -> Path:
@@ -71,8 +74,9 @@ def start_gateway(target: str, yaml: Path, directory: Path, stub: Stub,
         engine.stop()
         raise
     config = config_module.load(yaml)
-    return Pair(target, yaml, config, engine, proxy, matrix.Server(target, engine_port, lambda p: p.path, "e"),
-                matrix.Server("corsproxy", proxy_port, lambda p: p.path, "c"), lambda: set(stub.reached))
+    run = next(_RUNS)
+    return Pair(target, yaml, config, engine, proxy, matrix.Server(target, engine_port, lambda p: p.path, f"e{run}"),
+                matrix.Server("corsproxy", proxy_port, lambda p: p.path, f"c{run}"), lambda: set(stub.reached))
 
 
 def start_app(target: str, yaml: Path, directory: Path, stub: Stub) -> Pair:
@@ -93,8 +97,9 @@ def start_app(target: str, yaml: Path, directory: Path, stub: Stub) -> Pair:
             return set(json.load(response)) | stub.reached
 
     config = config_module.load(yaml)
-    return Pair(target, yaml, config, engine, proxy, matrix.Server(target, engine_port, matrix.app_path, "e"),
-                matrix.Server("corsproxy", proxy_port, lambda p: p.path, "c"), reached)
+    run = next(_RUNS)
+    return Pair(target, yaml, config, engine, proxy, matrix.Server(target, engine_port, matrix.app_path, f"e{run}"),
+                matrix.Server("corsproxy", proxy_port, lambda p: p.path, f"c{run}"), reached)
 
 
 def report(outcome: matrix.Outcome, limit: int = 25) -> str:

@@ -88,3 +88,9 @@ def test_random_small_policies_agree_on_nginx(policy, stub, tmp_path_factory) ->
     finally:
         started.stop()
     assert outcome.failures == [], policy + suite.report(outcome)
+
+
+def test_the_engine_is_at_least_the_version_the_export_names() -> None:
+    """The leading comment names the oldest version tried: the one here is not older."""
+    from corsproxy.export import nginx
+    assert engines.installed_version("nginx") >= engines.named_version(nginx.TESTED_ON)
