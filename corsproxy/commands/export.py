@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser, add_config_flag) -> None:
     parser.add_argument("--to", required=True, choices=TARGETS, help="the server that should own the policy")
     add_config_flag(parser)
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    parser.add_argument("--upstream", metavar="ORIGIN",
+    parser.add_argument("--upstream", metavar="ORIGIN", dest="app_upstream",
                         help="express/starlette: export the routes of this upstream (scheme://host[:port])")
     parser.add_argument("--listen", metavar="HOST:PORT",
                         help="nginx/caddy: the address to listen on (default: the config's server.host:port)")
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser, add_config_flag) -> None:
 
 def run(args: argparse.Namespace, path: Path) -> int:
     listen = _listen(args.listen) if args.listen else None
-    upstream = _upstream(args.upstream) if args.upstream else None
+    upstream = _upstream(args.app_upstream) if args.app_upstream else None
     exported = export(config.load(path), args.to, listen=listen, upstream=upstream)
     for deviation in exported.deviations:
         print(f"warning: {args.to} differs: {deviation}", file=sys.stderr)

@@ -188,7 +188,7 @@ def route_location(key: str, route: RoutePlan) -> list[str]:
     lines = [f"# route {r.prefix} ({r.source}) -> {r.upstream.url}, {how}",
              f"location {_location_match(r.prefix)} {{",
              f"{INDENT}default_type text/plain;",
-             f"{INDENT}if (${v}_state ~ forbidden) {{",
+             f"{INDENT}if (${v}_state ~ ^(?:forbidden|preflight-forbidden)$) {{",
              f"{INDENT * 2}return 403 {_quote(_refusal(route.cors))};",
              f"{INDENT}}}",
              f"{INDENT}if (${v}_state ~ {_PREFLIGHT_STATES[1:]}) {{",

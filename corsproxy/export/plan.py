@@ -227,6 +227,7 @@ def _unmatched(config: Config, target: str, problems: list[ConfigProblem]) -> Po
     allow the origin. Files whose defaults allow no origin never answer, so they drop out."""
     live = [d for d in config.defaults
             if d.cors.allow_any_origin or d.cors.allow_origins or d.cors.allow_origin_regex is not None]
+    live = live or list(config.defaults[:1])   # allows no origin, but still sends corsproxy's Vary
     if not live:
         return None
     first = live[0]
