@@ -43,3 +43,16 @@ def test_a_snippet_passes_the_export_checks() -> None:
     nginx = for_remedy(remedy(O, True, "PUT", ["authorization"])).nginx
     assert static.nginx_header_problems(nginx) == [] and static.unanchored(nginx, "nginx") == []
     assert export  # the same package writes both
+
+
+def test_the_inspector_shows_the_same_snippets_as_probe() -> None:
+    """The inspector's server-side fix for an upstream's answer is probe's snippet for the same
+    remedy, written by the same exporters."""
+    import dataclasses
+
+    from corsproxy.server.inspector import _with_snippets
+    fix = remedy(O, True, "PUT", ["authorization"], "http://127.0.0.1:9000")
+    event = {"upstream_cors": {"remedy": dataclasses.asdict(fix)}}
+    assert _with_snippets(event)["upstream_cors"]["snippets"] == dataclasses.asdict(for_remedy(fix))
+    assert _with_snippets({"upstream_cors": {"remedy": None}})["upstream_cors"]["snippets"] is None
+    assert _with_snippets({"upstream_cors": None})["upstream_cors"] is None
