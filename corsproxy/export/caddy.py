@@ -9,8 +9,8 @@ with a fresh response, so the same headers are set there again, per route. Path 
 
 from __future__ import annotations
 
-from corsproxy.export.plan import PREFLIGHT_VARY, Deviation, Plan, PolicyPlan, RoutePlan
-from corsproxy.policy.cors import NORMALIZED_METHODS
+from corsproxy.export.gateway import Regex, Syntax, Table, policy_tables, request_tables, route_keys
+from corsproxy.export.plan import Deviation, Plan, PolicyPlan, RoutePlan
 
 TARGET = "caddy"
 TESTED_ON = "Caddy 2.6.2 (Debian)"
@@ -23,12 +23,9 @@ DEVIATIONS = (
               "change case; the browser refuses either way"),
 )
 TAB = "\t"
-_STATES = [("~^1..1111$", "preflight"), ("~^1..1...$", "refused"), ("~^1......$", "preflight-forbidden"),
-           ("~^0(?:0.....|11....)$", "pass"), ("~^0101...$", "cors")]
 _ORIGIN = "{http.request.header.Origin}"
 _ACRM = "{http.request.header.Access-Control-Request-Method}"
 _ACRH = "{http.request.header.Access-Control-Request-Headers}"
-_ACRPN = "{http.request.header.Access-Control-Request-Private-Network}"
 
 
 def render(plan: Plan) -> str:
@@ -36,12 +33,12 @@ def render(plan: Plan) -> str:
     lines = [*(f"# {line}".rstrip() for line in plan.header_comment(TESTED_ON)), "",
              f"# corsproxy's listener: {host}:{port}, for any Host", f"http://:{port} {{",
              f"{TAB}bind {host}", "", *_indent(request_maps())]
-    policies = [(key, route.cors) for key, route in _keys(plan)]
+    policies = [(key, route.cors) for key, route in route_keys(plan)]
     if plan.unmatched is not None:
         policies.append(("d", plan.unmatched))
     for key, cors in policies:
         lines += ["", *_indent(policy_maps(key, cors))]
-    for key, route in _keys(plan):
+    for key, route in route_keys(plan):
         lines += ["", *_indent(route_handle(key, route))]
     if not any(route.route.prefix == "/" for route in plan.routes):
         lines += ["", *_indent(unmatched_handle(plan.unmatched))]
@@ -51,87 +48,36 @@ def render(plan: Plan) -> str:
 
 # --- maps ---------------------------------------------------------------------------------------
 
+SYNTAX = Syntax(var=lambda name: "{http.request.method}" if name == "request_method" else f"{{{name}}}",
+                header=lambda name: f"{{http.request.header.{name}}}",
+                echo=lambda name: ECHO)
 
-def map_block(source: str, variable: str, entries: list[tuple[str, str]], default: str) -> list[str]:
-    lines = [f"map {_quote(source)} {{{variable}}} {{"]
-    lines += [f"{TAB}{_quote(key)} {_quote(value)}" for key, value in entries]
-    return [*lines, f"{TAB}default {_quote(default)}", "}"]
+
+def map_block(table: Table) -> list[str]:
+    lines = [f"# {table.comment}"] if table.comment else []
+    lines += [f"map {_quote(table.source)} {{{table.variable}}} {{"]
+    lines += [f"{TAB}{_quote(_key(key))} {_quote(value)}" for key, value in table.entries]
+    return [*lines, f"{TAB}default {_quote(table.default)}", "}"]
 
 
 def request_maps() -> list[str]:
-    return ["# A CORS preflight: OPTIONS with an Origin and an Access-Control-Request-Method.",
-            *map_block(f"{{http.request.method}} {{corsproxy_has_origin}} {_ACRM}", "corsproxy_preflight",
-                       [("~^OPTIONS 1 .+$", "1")], "0"),
-            *map_block(_ORIGIN, "corsproxy_has_origin", [("", "0")], "1"),
+    same = Table("{http.vars.corsproxy_same}", "corsproxy_same_origin", (("1", "1"),), "0")
+    return [*(line for table in request_tables(SYNTAX) for line in map_block(table)),
             "# Same-origin (the Origin is this server's scheme and Host): no CORS check, no CORS headers.",
             "@corsproxy_same_origin expression `{http.request.header.Origin} == "
             "{http.request.scheme} + \"://\" + {http.request.hostport}`",
             "vars @corsproxy_same_origin corsproxy_same 1",
-            *map_block("{http.vars.corsproxy_same}", "corsproxy_same_origin", [("1", "1")], "0")]
+            *map_block(same)]
 
 
 def policy_maps(key: str, cors: PolicyPlan) -> list[str]:
-    v = f"corsproxy_{key}"
-    state = f"{{{v}_state}}"
-    origin = "*" if cors.wildcard else ECHO
-    allowed = "~^(?:preflight|refused|cors)$"
-    preflights = "~^(?:preflight|refused)$"
-    return [f"# {cors.name} ({cors.source}): which origins may read its responses",
-            *map_block(_ORIGIN, f"{v}_origin", _origin_entries(cors), "0"),
-            "# what a preflight may ask for (methods are case-sensitive, header names are not)",
-            *map_block(_ACRM, f"{v}_method", _method_entries(cors), "0"),
-            *map_block(_ACRH, f"{v}_headers", *_header_entries(cors)),
-            *map_block(_ACRPN, f"{v}_pna", [] if cors.private_network else [("~(?i)^true$", "0")], "1"),
-            "# preflight | refused (allowed origin, refused ask) | preflight-forbidden | cors | pass | forbidden",
-            *map_block(f"{{corsproxy_preflight}}{{corsproxy_has_origin}}{{corsproxy_same_origin}}"
-                       f"{{{v}_origin}}{{{v}_method}}{{{v}_headers}}{{{v}_pna}}", f"{v}_state", _STATES, "forbidden"),
-            "# the value of each CORS header in each state (empty: not sent)",
-            *map_block(state, f"{v}_allow_origin", [(allowed, origin)], ""),
-            *map_block(state, f"{v}_allow_credentials", [(allowed, "true")] if cors.credentials else [], ""),
-            *_methods_map(v, cors, preflights),
-            *map_block(state, f"{v}_allow_headers",
-                       [("preflight", ECHO), ("refused", ECHO if cors.any_header else cors.refused_headers_value)], ""),
-            *map_block(f"{state}:{_ACRPN}", f"{v}_allow_private_network",
-                       [("~(?i)^(?:preflight|refused):true$", "true")] if cors.private_network else [], ""),
-            *map_block(state, f"{v}_max_age", [("preflight", str(cors.max_age)), ("refused", "0")], ""),
-            *map_block(state, f"{v}_expose_headers", [("cors", cors.expose)] if cors.expose else [], ""),
-            *map_block("{corsproxy_preflight}", f"{v}_vary", [("1", PREFLIGHT_VARY)], cors.vary_actual)]
+    return [line for table in policy_tables(key, cors, SYNTAX) for line in map_block(table)]
 
 
-def _methods_map(v: str, cors: PolicyPlan, preflights: str) -> list[str]:
-    if not cors.any_method:
-        return map_block(f"{{{v}_state}}", f"{v}_allow_methods", [(preflights, cors.methods)], "")
-    # ["*"] echoes the asked method, unless the method itself was refused (a lower-case one).
-    return map_block(f"{{{v}_state}}:{{{v}_method}}", f"{v}_allow_methods",
-                     [("~^preflight:.$", ECHO), ("refused:1", ECHO)], "")
-
-
-def _origin_entries(cors: PolicyPlan) -> list[tuple[str, str]]:
-    if cors.any_origin:
-        return [("", "0"), ("~^.+$", "1")]
-    entries = [(f"~^{_regex_literal(origin)}$", "1") for origin in cors.origins]
-    if cors.origin_regex is not None:
-        entries.append((f"~{cors.origin_regex}", "1"))
-    return entries
-
-
-def _method_entries(cors: PolicyPlan) -> list[tuple[str, str]]:
-    # corsproxy upper-cases the six methods a browser normalises and takes others byte for byte.
-    if cors.any_method:
-        return [("~^[^a-z]+$", "1"), (f"~(?i)^(?:{'|'.join(sorted(NORMALIZED_METHODS))})$", "1")]
-    exact = [_regex_literal(m) for m in cors.method_names if m not in NORMALIZED_METHODS]
-    normalised = [m for m in cors.method_names if m in NORMALIZED_METHODS]
-    entries = [(f"~(?i)^(?:{'|'.join(normalised)})$", "1")]
-    if exact:
-        entries.append((f"~^(?:{'|'.join(exact)})$", "1"))
-    return entries
-
-
-def _header_entries(cors: PolicyPlan) -> tuple[list[tuple[str, str]], str]:
-    if cors.any_header:
-        return [], "1"
-    name = f"(?:{'|'.join(_regex_literal(n) for n in cors.header_names)})?"
-    return [("", "1"), (f"~(?i)^[\\t ]*{name}[\\t ]*(?:,[\\t ]*{name}[\\t ]*)*$", "1")], "0"
+def _key(key) -> str:
+    if isinstance(key, Regex):
+        return ("~(?i)" if key.caseless else "~") + key.pattern
+    return key
 
 
 # --- routes -------------------------------------------------------------------------------------
@@ -239,7 +185,7 @@ def errors(plan: Plan) -> list[str]:
     """502/504 from reverse_proxy: the same CORS headers, and corsproxy's JSON body."""
     lines = ["# the gateway's own errors (502 upstream unreachable, 504 timeout) keep the CORS headers",
              "handle_errors {"]
-    for key, route in _keys(plan):
+    for key, route in route_keys(plan):
         v = f"corsproxy_{key}"
         body = (f'{{"error": "upstream error", "route": "{route.route.prefix}", '
                 f'"upstream": "{route.route.upstream.url}", "status": {{err.status_code}}}}')
@@ -250,10 +196,6 @@ def errors(plan: Plan) -> list[str]:
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _keys(plan: Plan) -> list[tuple[str, RoutePlan]]:
-    return [(f"r{index}", route) for index, route in enumerate(plan.routes, 1)]
 
 
 def _paths(prefix: str) -> str:
@@ -267,10 +209,6 @@ def _refusal(cors: PolicyPlan) -> str:
 
 def _indent(lines) -> list[str]:
     return [f"{TAB}{line}" if line else "" for line in lines]
-
-
-def _regex_literal(text: str) -> str:
-    return "".join(f"\\{c}" if c in ".^$|?*+()[]{}\\" else c for c in text)
 
 
 def _quote(text: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from corsproxy.export.plan import PREFLIGHT_VARY, Deviation, Plan, PolicyPlan, RoutePlan
+from corsproxy.export.plan import PREFLIGHT_VARY, Deviation, Plan, RoutePlan, app_fields, app_paths
 
 TARGET = "express"
 TESTED_ON = "Express 5.3.0 with cors 2.8.6 on Node.js 20"
@@ -32,34 +32,17 @@ def render(plan: Plan) -> str:
 
 
 def route_block(name: str, route: RoutePlan) -> str:
-    cors = route.cors
     r = route.route
-    fields = {
-        "path": route.path,
-        "origins": list(cors.origins),
-        "anyOrigin": cors.any_origin,
-        "credentials": cors.credentials,
-        "methods": cors.methods.split(", ") if cors.methods else [],
-        "anyMethod": cors.any_method,
-        "headers": sorted(cors.policy.allow_headers),
-        "anyHeader": cors.any_header,
-        "expose": list(cors.policy.expose_headers),
-        "maxAge": cors.max_age,
-        "privateNetwork": cors.private_network,
-        "vary": cors.vary_actual,
-        "refusal": f"the origin of this request is not allowed by route {r.prefix} "
-                   f"({cors.policy.source_of('allow_origins')}); add it to allow_origins to allow it",
-    }
-    lines = [f"// route {r.prefix} ({r.source}): the API's paths {_paths(route.path)}", f"const {name} = {{"]
-    for key, value in fields.items():
-        lines.append(f"  {key}: {json.dumps(value)},")
-    regex = f"new RegExp({json.dumps(cors.origin_regex)})" if cors.origin_regex else "null"
-    lines.append(f"  originRegex: {regex},")
+    lines = [f"// route {r.prefix} ({r.source}): the API's paths {app_paths(route.path)}", f"const {name} = {{"]
+    lines += [f"  {_camel(key)}: {json.dumps(value)}," for key, value in app_fields(route)]
+    regex = route.cors.origin_regex
+    lines.append(f"  originRegex: {f'new RegExp({json.dumps(regex)})' if regex else 'null'},")
     return "\n".join([*lines, "};"])
 
 
-def _paths(path: str) -> str:
-    return "(all)" if path == "/" else f"{path} and {path}/..."
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 RUNTIME = r"""

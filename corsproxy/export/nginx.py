@@ -12,8 +12,18 @@ because a block that has one inherits none from its parent.
 
 from __future__ import annotations
 
-from corsproxy.export.plan import PREFLIGHT_VARY, UPSTREAM_CORS_HEADERS, Deviation, Plan, PolicyPlan, RoutePlan
-from corsproxy.policy.cors import NORMALIZED_METHODS
+from corsproxy.export.gateway import (
+    FORBIDDEN,
+    PREFLIGHT_OR_REFUSED,
+    Regex,
+    Syntax,
+    Table,
+    policy_tables,
+    regex_literal,
+    request_tables,
+    route_keys,
+)
+from corsproxy.export.plan import UPSTREAM_CORS_HEADERS, Deviation, Plan, PolicyPlan, RoutePlan
 from corsproxy.policy.routing import encode_path
 
 TARGET = "nginx"
@@ -29,14 +39,12 @@ DEVIATIONS = (
               "case; the browser refuses either way"),
 )
 INDENT = "    "
-_PREFLIGHT_STATES = "~^(?:preflight|refused)$"
 _NO_ROUTE = '{"error": "no route"}\n'
-_ALLOWED_STATES = "~^(?:preflight|refused|cors)$"
 
 
 def render(plan: Plan) -> str:
     blocks = [comment(plan.header_comment(TESTED_ON)), request_maps()]
-    for key, route in _keys(plan):
+    for key, route in route_keys(plan):
         blocks.append(policy_maps(key, route.cors))
     if plan.unmatched is not None:
         blocks.append(policy_maps("d", plan.unmatched))
@@ -50,109 +58,40 @@ def comment(lines: list[str]) -> str:
 
 # --- maps ---------------------------------------------------------------------------------------
 
+SYNTAX = Syntax(var=lambda name: f"${name}",
+                header=lambda name: "$http_" + name.lower().replace("-", "_"),
+                echo=lambda name: "$http_" + name.lower().replace("-", "_"))
 
-def map_block(source: str, variable: str, entries: list[tuple[str, str]], default: str) -> list[str]:
+
+def map_block(table: Table) -> list[str]:
     """`map source $variable { ... }`; regex keys keep their order, which nginx honours."""
-    lines = [f"map {_quote(source)} ${variable} {{", f"{INDENT}default {_value(default)};"]
-    lines += [f"{INDENT}{_quote(key)} {_value(value)};" for key, value in entries]
+    lines = [f"# {table.comment}"] if table.comment else []
+    lines += [f"map {_quote(table.source)} ${table.variable} {{", f"{INDENT}default {_value(table.default)};"]
+    lines += [f"{INDENT}{_quote(_key(key))} {_value(value)};" for key, value in table.entries]
     return [*lines, "}"]
 
 
 def request_maps() -> str:
     """What every route's decision reads: is this a preflight, does it carry an Origin, is it
     same-origin (the Origin is the server's own scheme and Host), and the WebSocket upgrade."""
-    return "\n".join([
-        "# A CORS preflight: OPTIONS with an Origin and an Access-Control-Request-Method.",
-        *map_block("$request_method $corsproxy_has_origin $http_access_control_request_method",
-                   "corsproxy_preflight", [("~^OPTIONS 1 .+$", "1")], "0"),
-        *map_block("$http_origin", "corsproxy_has_origin", [("", "0")], "1"),
-        "# Same-origin: the browser runs no CORS check, so no CORS headers are sent.",
-        *map_block("$http_origin $scheme://$http_host", "corsproxy_same_origin", [(r"~^(\S+) \1$", "1")], "0"),
-        "# WebSocket upgrades are forwarded as upgrades; everything else keeps the connection.",
-        *map_block("$http_upgrade", "corsproxy_connection", [("", "")], "upgrade"),
-    ])
+    tables = [*request_tables(SYNTAX),
+              Table("$http_origin $scheme://$http_host", "corsproxy_same_origin", ((Regex(r"^(\S+) \1$"), "1"),),
+                    "0", "Same-origin: the browser runs no CORS check, so no CORS headers are sent."),
+              Table("$http_upgrade", "corsproxy_connection", (("", ""),), "upgrade",
+                    "WebSocket upgrades are forwarded as upgrades; everything else keeps the connection.")]
+    return "\n".join(line for table in tables for line in map_block(table))
 
 
 def policy_maps(key: str, cors: PolicyPlan) -> str:
     """The maps of one policy: which origins, methods, headers and private-network asks it
     allows, the state they add up to, and the value of each CORS header in that state."""
-    v = f"corsproxy_{key}"
-    lines = [f"# {cors.name} ({cors.source}): which origins may read its responses",
-             *map_block("$http_origin", f"{v}_origin", _origin_entries(cors), "0"),
-             "# what a preflight may ask for (methods are case-sensitive, header names are not)",
-             *map_block("$http_access_control_request_method", f"{v}_method", _method_entries(cors), "0"),
-             *map_block("$http_access_control_request_headers", f"{v}_headers", *_header_entries(cors)),
-             *map_block("$http_access_control_request_private_network", f"{v}_pna",
-                        [] if cors.private_network else [("~*^true$", "0")], "1"),
-             "# preflight | refused (allowed origin, refused ask) | preflight-forbidden | cors | pass | forbidden",
-             *map_block(f"$corsproxy_preflight$corsproxy_has_origin$corsproxy_same_origin"
-                        f"${v}_origin${v}_method${v}_headers${v}_pna", f"{v}_state", _STATES, "forbidden"),
-             *_header_maps(v, cors)]
-    return "\n".join(lines)
+    return "\n".join(line for table in policy_tables(key, cors, SYNTAX) for line in map_block(table))
 
 
-_STATES = [("~^1..1111$", "preflight"), ("~^1..1...$", "refused"), ("~^1......$", "preflight-forbidden"),
-           ("~^0(?:0.....|11....)$", "pass"), ("~^0101...$", "cors")]
-
-
-def _origin_entries(cors: PolicyPlan) -> list[tuple[str, str]]:
-    if cors.any_origin:
-        return [("", "0"), ("~^.+$", "1")]
-    entries = [(f"~^{_regex_literal(origin)}$", "1") for origin in cors.origins]
-    if cors.origin_regex is not None:
-        entries.append((f"~{cors.origin_regex}", "1"))
-    return entries
-
-
-def _method_entries(cors: PolicyPlan) -> list[tuple[str, str]]:
-    # corsproxy upper-cases the six methods a browser normalises and takes every other method
-    # byte for byte (Fetch "normalize a method"), so 'get' passes where 'patch' does not.
-    if cors.any_method:
-        normalised = sorted(NORMALIZED_METHODS)
-        return [("~^[^a-z]+$", "1"), (f"~*^(?:{'|'.join(normalised)})$", "1")]
-    exact = [_regex_literal(m) for m in cors.method_names if m not in NORMALIZED_METHODS]
-    normalised = [m for m in cors.method_names if m in NORMALIZED_METHODS]
-    entries = [(f"~*^(?:{'|'.join(normalised)})$", "1")]
-    if exact:
-        entries.append((f"~^(?:{'|'.join(exact)})$", "1"))
-    return entries
-
-
-def _header_entries(cors: PolicyPlan) -> tuple[list[tuple[str, str]], str]:
-    if cors.any_header:
-        return [], "1"
-    name = f"(?:{'|'.join(_regex_literal(n) for n in cors.header_names)})?"
-    # A comma-separated list whose every item is an allowed name (empty items are skipped).
-    return [("", "1"), (f"~*^[\\t ]*{name}[\\t ]*(?:,[\\t ]*{name}[\\t ]*)*$", "1")], "0"
-
-
-def _header_maps(v: str, cors: PolicyPlan) -> list[str]:
-    state = f"${v}_state"
-    origin = "*" if cors.wildcard else "$http_origin"
-    refused_headers = "$http_access_control_request_headers" if cors.any_header else cors.refused_headers_value
-    lines = ["# the value of each CORS header in each state (empty: not sent)",
-             *map_block(state, f"{v}_allow_origin", [(_ALLOWED_STATES, origin)], ""),
-             *map_block(state, f"{v}_allow_credentials",
-                        [(_ALLOWED_STATES, "true")] if cors.credentials else [], ""),
-             *_methods_map(v, cors),
-             *map_block(state, f"{v}_allow_headers",
-                        [("preflight", "$http_access_control_request_headers"), ("refused", refused_headers)], ""),
-             *map_block(f"{state}:$http_access_control_request_private_network", f"{v}_allow_private_network",
-                        [("~*^(?:preflight|refused):true$", "true")] if cors.private_network else [], ""),
-             *map_block(state, f"{v}_max_age", [("preflight", str(cors.max_age)), ("refused", "0")], ""),
-             *map_block(state, f"{v}_expose_headers", [("cors", cors.expose)] if cors.expose else [], ""),
-             *map_block("$corsproxy_preflight", f"{v}_vary", [("1", PREFLIGHT_VARY)], cors.vary_actual)]
-    return lines
-
-
-def _methods_map(v: str, cors: PolicyPlan) -> list[str]:
-    if not cors.any_method:
-        return map_block(f"${v}_state", f"{v}_allow_methods", [(_PREFLIGHT_STATES, cors.methods)], "")
-    # ["*"] echoes the asked method, unless the method itself was refused (a lower-case one):
-    # echoing it would let the browser through.
-    echo = "$http_access_control_request_method"
-    return map_block(f"${v}_state:${v}_method", f"{v}_allow_methods",
-                     [("~^preflight:.$", echo), ("refused:1", echo)], "")
+def _key(key) -> str:
+    if isinstance(key, Regex):
+        return ("~*" if key.caseless else "~") + key.pattern
+    return key
 
 
 # --- the server ---------------------------------------------------------------------------------
@@ -163,7 +102,7 @@ def server(plan: Plan) -> str:
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     lines = [f"# corsproxy's listener: {address}", "server {", f"{INDENT}listen {address};",
              f"{INDENT}server_name _;"]
-    for key, route in _keys(plan):
+    for key, route in route_keys(plan):
         lines += ["", *_indent(route_location(key, route))]
     if not any(route.route.prefix == "/" for route in plan.routes):
         lines += ["", *_indent(unmatched_location(plan.unmatched))]
@@ -188,10 +127,10 @@ def route_location(key: str, route: RoutePlan) -> list[str]:
     lines = [f"# route {r.prefix} ({r.source}) -> {r.upstream.url}, {how}",
              f"location {_location_match(r.prefix)} {{",
              f"{INDENT}default_type text/plain;",
-             f"{INDENT}if (${v}_state ~ ^(?:forbidden|preflight-forbidden)$) {{",
+             f"{INDENT}if (${v}_state ~ {FORBIDDEN.pattern}) {{",
              f"{INDENT * 2}return 403 {_quote(_refusal(route.cors))};",
              f"{INDENT}}}",
-             f"{INDENT}if (${v}_state ~ {_PREFLIGHT_STATES[1:]}) {{",
+             f"{INDENT}if (${v}_state ~ {PREFLIGHT_OR_REFUSED.pattern}) {{",
              f"{INDENT * 2}return 204;",
              f"{INDENT}}}",
              *_indent(cors_headers(v)),
@@ -208,7 +147,7 @@ def unmatched_location(cors: PolicyPlan | None) -> list[str]:
         lines += [f"{INDENT}if ($corsproxy_d_state = preflight-forbidden) {{",
                   f"{INDENT * 2}return 403 {_quote(_refusal(cors))};",
                   f"{INDENT}}}",
-                  f"{INDENT}if ($corsproxy_d_state ~ {_PREFLIGHT_STATES[1:]}) {{",
+                  f"{INDENT}if ($corsproxy_d_state ~ {PREFLIGHT_OR_REFUSED.pattern}) {{",
                   f"{INDENT * 2}return 204;",
                   f"{INDENT}}}",
                   *_indent(cors_headers("corsproxy_d"))]
@@ -252,7 +191,7 @@ def _rewrite(route: RoutePlan) -> list[str]:
     base = encode_path(r.upstream.base_path) if r.upstream.base_path else ""
     if not r.strip_prefix or r.prefix == "/":
         return [f"rewrite ^(.*)$ {base}$1 break;"] if base else []
-    prefix = _regex_literal(r.prefix)
+    prefix = regex_literal(r.prefix)
     if base:
         return [f"rewrite ^{prefix}(.*)$ {base}$1 break;"]
     return [f"rewrite ^{prefix}/?(.*)$ /$1 break;"]
@@ -265,7 +204,7 @@ def _back_through(route) -> str:
 
 def _location_match(prefix: str) -> str:
     # `location /api` alone also matches /apix: match the prefix on a segment boundary.
-    return "/" if prefix == "/" else f"~ ^{_regex_literal(prefix)}(?:/|$)"
+    return "/" if prefix == "/" else f"~ ^{regex_literal(prefix)}(?:/|$)"
 
 
 def _refusal(cors: PolicyPlan) -> str:
@@ -276,17 +215,8 @@ def _refusal(cors: PolicyPlan) -> str:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _keys(plan: Plan) -> list[tuple[str, RoutePlan]]:
-    return [(f"r{index}", route) for index, route in enumerate(plan.routes, 1)]
-
-
 def _indent(lines) -> list[str]:
     return [f"{INDENT}{line}" if line else "" for line in lines]
-
-
-def _regex_literal(text: str) -> str:
-    """`text` as a literal inside a PCRE pattern."""
-    return "".join(f"\\{c}" if c in ".^$|?*+()[]{}\\" else c for c in text)
 
 
 def _quote(text: str) -> str:

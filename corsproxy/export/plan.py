@@ -100,6 +100,32 @@ class Plan:
         return lines
 
 
+def app_fields(route: RoutePlan) -> list[tuple[str, object]]:
+    """One route's policy as the data an app target embeds (snake_case names, plain values;
+    the origin regex apart: each language writes it its own way)."""
+    cors = route.cors
+    return [
+        ("path", route.path),
+        ("origins", list(cors.origins)),
+        ("any_origin", cors.any_origin),
+        ("credentials", cors.credentials),
+        ("methods", cors.methods.split(", ") if cors.methods else []),
+        ("any_method", cors.any_method),
+        ("headers", sorted(cors.policy.allow_headers)),
+        ("any_header", cors.any_header),
+        ("expose", list(cors.policy.expose_headers)),
+        ("max_age", cors.max_age),
+        ("private_network", cors.private_network),
+        ("vary", cors.vary_actual),
+        ("refusal", f"the origin of this request is not allowed by route {route.route.prefix} "
+                    f"({cors.policy.source_of('allow_origins')}); add it to allow_origins to allow it"),
+    ]
+
+
+def app_paths(path: str) -> str:
+    return "(all)" if path == "/" else f"{path} and {path}/..."
+
+
 def gateway_plan(config: Config, target: str, listen: tuple[str, int] | None) -> Plan:
     """A plan that reproduces the proxy itself on its own paths (nginx, caddy)."""
     problems: list[ConfigProblem] = []

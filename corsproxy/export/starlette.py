@@ -11,7 +11,7 @@ the route tuple in match order, and the middleware (constant code).
 
 from __future__ import annotations
 
-from corsproxy.export.plan import PREFLIGHT_VARY, Deviation, Plan, RoutePlan
+from corsproxy.export.plan import PREFLIGHT_VARY, Deviation, Plan, RoutePlan, app_fields, app_paths
 
 TARGET = "starlette"
 TESTED_ON = "Starlette 1.10.0 under uvicorn 0.54.0"
@@ -34,30 +34,23 @@ def render(plan: Plan) -> str:
 
 
 def route_block(name: str, route: RoutePlan) -> str:
-    cors = route.cors
     r = route.route
-    regex = f"re.compile({cors.origin_regex!r})" if cors.origin_regex else "None"
-    fields = [
-        ("path", repr(route.path)),
-        ("origins", _frozenset(cors.origins)),
-        ("origin_regex", regex),
-        ("any_origin", repr(cors.any_origin)),
-        ("credentials", repr(cors.credentials)),
-        ("methods", repr(tuple(cors.methods.split(", ")) if cors.methods else ())),
-        ("any_method", repr(cors.any_method)),
-        ("headers", repr(tuple(sorted(cors.policy.allow_headers)))),
-        ("any_header", repr(cors.any_header)),
-        ("expose", repr(cors.expose)),
-        ("max_age", repr(cors.max_age)),
-        ("private_network", repr(cors.private_network)),
-        ("vary", repr(cors.vary_actual)),
-        ("refusal", repr(f"the origin of this request is not allowed by route {r.prefix} "
-                         f"({cors.policy.source_of('allow_origins')}); add it to allow_origins to allow it")),
-    ]
-    where = "(all)" if route.path == "/" else f"{route.path} and {route.path}/..."
-    lines = [f"# route {r.prefix} ({r.source}): the API's paths {where}", f"{name} = Policy("]
+    regex = route.cors.origin_regex
+    fields = [(key, _literal(key, value)) for key, value in app_fields(route)]
+    fields.insert(2, ("origin_regex", f"re.compile({regex!r})" if regex else "None"))
+    lines = [f"# route {r.prefix} ({r.source}): the API's paths {app_paths(route.path)}", f"{name} = Policy("]
     lines += [f"    {key}={value}," for key, value in fields]
     return "\n".join([*lines, ")"])
+
+
+def _literal(key: str, value: object) -> str:
+    # Frozen like corsproxy's policies: origins a frozenset, other lists tuples; the exposed
+    # names as the header value the middleware sends.
+    if key == "origins":
+        return _frozenset(value)
+    if key == "expose":
+        return repr(", ".join(value))
+    return repr(tuple(value)) if isinstance(value, list) else repr(value)
 
 
 def _frozenset(items) -> str:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hypothesis import HealthCheck, settings
+
 from corsproxy import config as config_module
 from corsproxy.export import export
 from corsproxy.model import Config
@@ -100,6 +102,31 @@ def start_app(target: str, yaml: Path, directory: Path, stub: Stub) -> Pair:
     run = next(_RUNS)
     return Pair(target, yaml, config, engine, proxy, matrix.Server(target, engine_port, matrix.app_path, f"e{run}"),
                 matrix.Server("corsproxy", proxy_port, lambda p: p.path, f"c{run}"), reached)
+
+
+# Hypothesis: a fixed seed and a bounded example count (each example starts two processes).
+RANDOM = settings(max_examples=6, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def assert_agrees(pair: Pair, probes: list[matrix.Probe], minimum: int) -> None:
+    """Both gates over `probes`, and no declared deviation that never showed."""
+    pair.gates(probes)
+    assert pair.outcome.failures == [], report(pair.outcome)
+    assert matrix.stale(pair.deviations, pair.outcome) == []
+    assert pair.outcome.compared >= minimum
+
+
+def random_policy_agrees(target: str, policy: str, stub: Stub, directory: Path) -> None:
+    """One Hypothesis example: a fresh engine and corsproxy on `policy`, the whole matrix."""
+    gateway = target in ("nginx", "caddy")
+    start = start_gateway if gateway else start_app
+    started = start(target, concrete(policy, stub, directory), directory, stub)
+    try:
+        outcome = started.gates(matrix.probes(started.config, matrix.gateway_paths if gateway else matrix.app_paths))
+    finally:
+        started.stop()
+    assert outcome.failures == [], policy + report(outcome)
 
 
 def report(outcome: matrix.Outcome, limit: int = 25) -> str:
