@@ -169,7 +169,7 @@ def policy_plan(policy: CorsPolicy, name: str, source: str, target: str,
     if policy.allow_origin_regex is not None:
         try:
             regex = portable_regex(policy.allow_origin_regex.pattern)
-        except ValueError as exc:
+        except (ValueError, re.error) as exc:   # re.error: RE2 syntax Python does not read
             file, _, line = policy.source_of("allow_origin_regex").rpartition(":")
             problems.append(ConfigProblem(file, int(line) if line.isdigit() else None,
                                           "allow_origin_regex", f"{target} cannot take this regex: {exc}",
