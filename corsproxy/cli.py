@@ -19,7 +19,7 @@ from corsproxy.policy import origins
 from corsproxy.server import logs
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-SUBCOMMANDS = ("serve", "check", "health", "probe", "demo", "browser", "chrome-flags", "ca")
+SUBCOMMANDS = ("serve", "check", "health", "probe", "demo", "browser", "chrome-flags", "ca", "export")
 # `--workers auto` stops here: past a few cores a dev proxy gains nothing but memory (~40 MiB each).
 MAX_AUTO_WORKERS = 8
 
@@ -94,9 +94,13 @@ def _parser() -> argparse.ArgumentParser:
 
     # probe and demo own their arguments, each in its own module.
     from corsproxy.commands import demo, probe
+    from corsproxy.commands import export as export_command
     probe.add_arguments(sub.add_parser("probe", help="replay a request as a browser would and say whether CORS lets the page read it"))
     demo.add_arguments(sub.add_parser("demo", help="start a demo API, the proxy and a page that shows the CORS problem and the fix"))
     _add_intercept_commands(sub)
+    export = sub.add_parser("export", help="write the policy as nginx, Caddy, Express or Starlette configuration")
+    export_command.add_arguments(export, _add_config_flag)
+    export.set_defaults(run=_run_export)
     return parser
 
 
@@ -258,6 +262,11 @@ def _run_check(args: argparse.Namespace) -> int:
     print(f"ok: {len(rows)} route(s) from {len(loaded.files)} file(s)")
     print(f"note: {origins.same_host_advice(loaded.server.port)}")
     return EXIT_OK
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from corsproxy.commands import export as export_command
+    return export_command.run(args, _config_path(args))
 
 
 def _run_health(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ import aiohttp
 from multidict import CIMultiDict
 
 from corsproxy import __version__
+from corsproxy.export import snippets as export_snippets
 from corsproxy.judge import browser, fetch_request
 from corsproxy.judge.browser import Verdict
 from corsproxy.judge.fetch_headers import get_header, is_token
@@ -284,7 +285,7 @@ def _report(plan: Plan, preflight_reasons: list[str], exchanges: list[Exchange],
         allowed=not blocked,
         reasons=tuple(r for v in blocked for r in v.reasons),
         fixes=tuple(dict.fromkeys(f for v in blocked for f in v.fixes)),
-        snippets=blocked[0].snippets if blocked else None,
+        remedy=blocked[0].remedy if blocked else None,
         notes=tuple(n for v in verdicts for n in v.notes),
         departures=tuple(dict.fromkeys(d for v in verdicts for d in v.departures)),
         redirect=verdicts[-1].redirect if verdicts else None,
@@ -295,7 +296,7 @@ def _report(plan: Plan, preflight_reasons: list[str], exchanges: list[Exchange],
         # headers (nor a corsproxy in front of corsproxy).
         reason, change = refusal
         told = f"corsproxy refused this: {reason}" + (f"; change {change}" if change else "")
-        combined = dataclasses.replace(combined, reasons=(told, *combined.reasons), fixes=(), snippets=None)
+        combined = dataclasses.replace(combined, reasons=(told, *combined.reasons), fixes=(), remedy=None)
         summary = f"blocked: {told}"
     elif blocked:
         summary = f"blocked: {combined.reasons[0]}"
@@ -355,10 +356,11 @@ def render_text(report: Report) -> str:
         lines += [f"  - {reason}" for reason in verdict.reasons[1:]]
         lines += ["", "fix: the server must send"]
         lines += [f"  {fix}" for fix in verdict.fixes]
-        if verdict.snippets is not None:
-            for title, text in (("corsproxy YAML (corsproxy.yaml):", verdict.snippets.corsproxy_yaml),
-                                ("Express (the cors middleware):", verdict.snippets.express),
-                                ("nginx:", verdict.snippets.nginx)):
+        if verdict.remedy is not None:
+            snippets = export_snippets.for_remedy(verdict.remedy)
+            for title, text in (("corsproxy YAML (corsproxy.yaml):", snippets.corsproxy_yaml),
+                                ("Express (what corsproxy export --to express writes for it):", snippets.express),
+                                ("nginx (what corsproxy export --to nginx writes for it):", snippets.nginx)):
                 lines += ["", title, *(f"  {line}" for line in text.splitlines())]
     for key in verdict.departures:
         lines.append(f"note: {browser.DEPARTURES[key]}")
@@ -380,7 +382,7 @@ def report_json(report: Report) -> dict:
         "fix": None if verdict.allowed else {
             "headers": [{"header": f.header, "value": f.value} if f.header else {"status": int(f.value)}
                         for f in verdict.fixes],
-            **(dataclasses.asdict(verdict.snippets) if verdict.snippets else {}),
+            **(dataclasses.asdict(export_snippets.for_remedy(verdict.remedy)) if verdict.remedy else {}),
             **({"corsproxy": {"refused": report.proxy_refusal[0],
                               "change": [c for c in report.proxy_refusal[1].split(", ") if c]}}
                if report.proxy_refusal else {}),

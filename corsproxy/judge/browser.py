@@ -9,7 +9,7 @@ function per Fetch step, each citing its section of https://fetch.spec.whatwg.or
 - `judge_cors`: "CORS check", plus §4.4 "HTTP-redirect fetch" for a redirect.
 
 Whether a request is preflighted, and what it asks for, is `corsproxy.judge.fetch_request`'s; the
-fixes in a blocking verdict (`Fix`, `Snippets`) are `corsproxy.judge.remedies`'. Judging is by the
+fixes in a blocking verdict (`Fix`, `Remedy`) are `corsproxy.judge.remedies`'. Judging is by the
 standard; where Chromium decides differently, the `Verdict` names the departure (see DEPARTURES).
 """
 
@@ -31,7 +31,7 @@ from corsproxy.judge.fetch_headers import (
     header_values,
 )
 from corsproxy.judge.fetch_request import normalize_method
-from corsproxy.judge.remedies import Fix, Snippets, snippets
+from corsproxy.judge.remedies import Fix, Remedy, remedy
 from corsproxy.policy.cors import NON_WILDCARD_HEADER, SAFELISTED_METHODS
 
 # §2.2.2 "CORS-safelisted response-header name": readable without Access-Control-Expose-Headers.
@@ -70,7 +70,7 @@ class Verdict:
     allowed: bool
     reasons: tuple[str, ...] = ()
     fixes: tuple[Fix, ...] = ()
-    snippets: Snippets | None = None
+    remedy: Remedy | None = None       # the policy that would fix it (None when allowed)
     notes: tuple[str, ...] = ()
     departures: tuple[str, ...] = ()   # keys of DEPARTURES that apply to this verdict
     redirect: Redirect | None = None
@@ -83,7 +83,7 @@ def judge_cors(status: int | None, headers: Headers, origin: str, credentials: b
                url: str | None = None, method: str = "GET", unsafe_names: Sequence[str] = (),
                upstream: str | None = None) -> Verdict:
     """The "CORS check" of a response to a CORS request, and for a redirect what the
-    browser does next (§4.4 "HTTP-redirect fetch"). `method`/`unsafe_names`/`upstream` only shape the fix snippets."""
+    browser does next (§4.4 "HTTP-redirect fetch"). `method`/`unsafe_names`/`upstream` only shape the remedy."""
     reasons, fixes = _cors_check(headers, origin, credentials)
     redirect = None
     notes: list[str] = []
@@ -318,7 +318,7 @@ def _verdict(reasons: list[str], fixes: list[Fix], origin: str, credentials: boo
     if not reasons:
         return Verdict(True, notes=tuple(notes), departures=tuple(departures), redirect=redirect)
     return Verdict(False, tuple(reasons), tuple(dict.fromkeys(fixes)),
-                   snippets(origin, credentials, method, unsafe_names, upstream),
+                   remedy(origin, credentials, method, unsafe_names, upstream),
                    tuple(notes), tuple(departures), redirect)
 
 

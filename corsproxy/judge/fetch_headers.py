@@ -2,7 +2,7 @@
 the Access-Control-* names, "get" and "extract header list values".
 
 Headers are sequences of ``(name, value)`` pairs as received (order and duplicates kept). The
-request rules (`fetch_request`), the judge (`browser`) and the fix snippets (`remedies`) all
+request rules (`fetch_request`), the judge (`browser`) and the fixes (`remedies`) all
 read headers through this one module.
 """
 

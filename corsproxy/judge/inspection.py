@@ -277,7 +277,8 @@ def _upstream_json(headers: Sequence[tuple[str, str]], allowed: bool, why: list[
         "browser_would_allow": allowed,
         "why": why,
         "fix": [str(fix) for fix in verdict.fixes] if verdict else [],
-        "snippets": dataclasses.asdict(verdict.snippets) if verdict and verdict.snippets else None,
+        # The policy that would fix it; the server layer writes its snippets with the exporters.
+        "remedy": dataclasses.asdict(verdict.remedy) if verdict and verdict.remedy else None,
         "notes": list(notes),
     }
 

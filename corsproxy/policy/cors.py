@@ -95,7 +95,7 @@ def preflight(policy: CorsPolicy, facts: RequestFacts) -> Decision:
     ]
     # Fetch §3.2.3 HTTP responses: what a preflight response carries.
     headers = _allow_origin_headers(policy, origin)
-    methods = requested if policy.allow_any_method else _methods_value(policy.allow_methods)
+    methods = requested if policy.allow_any_method else allowed_methods_value(policy)
     if methods:
         headers.append(("Access-Control-Allow-Methods", methods))
     names = _allowed_names(policy, facts.request_headers)
@@ -347,3 +347,8 @@ def ordered_methods(methods: frozenset[str]) -> tuple[str, ...]:
 def _methods_value(methods: frozenset[str]) -> str:
     """The configured methods as a header value (a str: safe to share between requests)."""
     return ", ".join(ordered_methods(methods))
+
+
+def allowed_methods_value(policy: CorsPolicy) -> str:
+    """Access-Control-Allow-Methods for a policy that lists its methods (exporters write it)."""
+    return _methods_value(policy.allow_methods)

@@ -10,6 +10,7 @@ are pinned by hash in its Content-Security-Policy: no other site can read or dri
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import time
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from corsproxy.export import snippets
 from corsproxy.judge.inspection import (
     EventBuffer,
     Record,
@@ -27,13 +29,14 @@ from corsproxy.judge.inspection import (
     injected_names,
     redact_request,
 )
-
-NOTHING_INJECTED: frozenset[str] = frozenset()
+from corsproxy.judge.remedies import Remedy
 from corsproxy.model import BUILTIN_PREFIX, Config
 from corsproxy.policy import origins
 
 if TYPE_CHECKING:
     from corsproxy.server.app import Trace
+
+NOTHING_INJECTED: frozenset[str] = frozenset()
 
 INSPECTOR = web.AppKey("inspector", EventBuffer)
 PAGE_PATHS = frozenset({BUILTIN_PREFIX, BUILTIN_PREFIX + "/"})
@@ -100,6 +103,20 @@ def answer(request: web.Request, config: Config, path: str) -> web.Response:
                                  "X-Frame-Options": "DENY"})
 
 
+def _with_snippets(event: dict) -> dict:
+    """The server-side fix as configuration: the same nginx and Express text probe prints and
+    `corsproxy export` writes (the judge below gives only the remedy)."""
+    upstream = event["upstream_cors"]
+    remedy = upstream.get("remedy") if upstream else None
+    upstream_snippets = None
+    if remedy is not None:
+        fix = Remedy(**{**remedy, "header_names": tuple(remedy["header_names"])})
+        upstream_snippets = dataclasses.asdict(snippets.for_remedy(fix))
+    if upstream is not None:
+        upstream["snippets"] = upstream_snippets
+    return event
+
+
 def _events(request: web.Request, config: Config) -> web.Response:
     text = request.query.get("after", "0")
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
@@ -108,7 +125,7 @@ def _events(request: web.Request, config: Config) -> web.Response:
     buffer = request.app[INSPECTOR]
     server = config.server
     payload = {
-        "events": [event_json(record, buffer) for record in buffer.after(int(text))],
+        "events": [_with_snippets(event_json(record, buffer)) for record in buffer.after(int(text))],
         "enabled": server.inspector_size > 0,
         "size": server.inspector_size,
         "source": str(server.source) if server.source else None,

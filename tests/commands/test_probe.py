@@ -113,9 +113,10 @@ async def test_probe_blocks(cors_server, capsys, preflight, actual, extra, reaso
     assert "verdict: blocked: " in out
     assert reason in out
     assert "fix: the server must send\n" in out and f"  {fix}\n" in out
-    for title in ("corsproxy YAML", "Express (the cors middleware)", "nginx:"):
+    for title in ("corsproxy YAML", "Express (what corsproxy export --to express writes for it):",
+                  "nginx (what corsproxy export --to nginx writes for it):"):
         assert title in out
-    assert f"allow_origins: [{O}]" in out and f'origin: "{O}"' in out and "add_header" in out
+    assert f"allow_origins: [{O}]" in out and f'origins: ["{O}"]' in out and "add_header" in out
 
 
 async def test_failed_preflight_stops_before_the_actual_request(cors_server, capsys) -> None:

@@ -146,17 +146,15 @@ def test_judge_cors(headers: list, credentials: bool, allowed: bool, expect: str
     else:
         assert any(expect in reason for reason in verdict.reasons), verdict.reasons
         assert Fix(ACAO, O) in verdict.fixes or Fix(ACAC, "true") in verdict.fixes
-        assert verdict.snippets is not None and O in verdict.snippets.express
+        assert verdict.remedy is not None and verdict.remedy.origin == O
 
 
 def test_judge_cors_fix_for_credentials_names_both_headers() -> None:
-    """`*` with credentials: the fix is the exact origin plus ACAC: true, in every snippet."""
+    """`*` with credentials: the fix is the exact origin plus ACAC: true, and the remedy allows
+    that origin with credentials."""
     verdict = browser.judge_cors(200, [(ACAO, "*")], O, True)
     assert verdict.fixes == (Fix(ACAO, O), Fix(ACAC, "true"))
-    assert "allow_credentials: true" in verdict.snippets.corsproxy_yaml
-    assert "credentials: true" in verdict.snippets.express
-    assert f'add_header {ACAC} "true" always;' in verdict.snippets.nginx
-    assert f'add_header {ACAO} "{O}" always;' in verdict.snippets.nginx
+    assert verdict.remedy == remedies.Remedy(O, True, "GET", ())
 
 
 # --- the preflight -------------------------------------------------------------------------------
@@ -210,7 +208,7 @@ def test_judge_preflight(status: int, headers: list, method: str, names: list, c
         assert verdict.reasons == ()
     else:
         assert any(expect in reason for reason in verdict.reasons), verdict.reasons
-        assert verdict.fixes and verdict.snippets is not None
+        assert verdict.fixes and verdict.remedy is not None
 
 
 @pytest.mark.parametrize(("status", "headers", "method", "names", "fix"), [
@@ -232,17 +230,12 @@ def test_wildcard_authorization_is_a_named_departure() -> None:
     assert browser.judge_preflight(204, OK + [(ACAH, "x")], O, "GET", ["x"], False).departures == ()
 
 
-def test_snippets_cover_method_headers_and_upstream() -> None:
-    """The corsproxy YAML, Express and nginx snippets produce every header the request needs."""
-    snippets = remedies.snippets(O, True, "PURGE", ["x-b", "authorization"], upstream="http://127.0.0.1:9000")
-    assert "allow_methods: [GET, HEAD, POST, PUT, PATCH, DELETE, PURGE]" in snippets.corsproxy_yaml
-    assert "allow_headers: [authorization, x-b]" in snippets.corsproxy_yaml
-    assert "upstream: http://127.0.0.1:9000" in snippets.corsproxy_yaml
-    assert 'methods: ["GET", "HEAD", "POST", "PURGE"]' in snippets.express
-    assert 'allowedHeaders: ["authorization", "x-b"]' in snippets.express
-    assert 'add_header Access-Control-Allow-Headers "authorization, x-b" always;' in snippets.nginx
-    assert "return 204;" in snippets.nginx
-    assert "corsproxy refuses the origin 'null'" in remedies.snippets("null", False, "GET", []).corsproxy_yaml
+def test_the_remedy_names_method_headers_and_upstream() -> None:
+    """The remedy holds what the snippets must allow: the method (normalised), the asked header
+    names (lower-case, sorted, once each) and the upstream."""
+    assert remedies.remedy(O, True, "purge", ["X-B", "authorization", "x-b"], upstream="http://127.0.0.1:9000") == \
+        remedies.Remedy(O, True, "purge", ("authorization", "x-b"), "http://127.0.0.1:9000")
+    assert remedies.remedy(O, False, "put", []).method == "PUT"
 
 
 # --- redirects -----------------------------------------------------------------------------------
