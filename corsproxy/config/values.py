@@ -15,6 +15,8 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import re2
+
 from corsproxy.config.yamldoc import Doc, PathKey, show
 from corsproxy.model import BUILTIN_PREFIX, Upstream
 from corsproxy.policy.intercept import dns_name_problem
@@ -127,19 +129,48 @@ def _cors_origins(doc: Doc, path: PathKey, value: Any) -> dict[str, Any] | None:
     return {"allow_origins": frozenset(origins), "allow_any_origin": False}
 
 
+# RE2 reports a bad pattern through its exception; without this it also logs it to stderr.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+REGEX_EXAMPLE = r"e.g. '^https://[a-z0-9-]+\.preview\.example\.com$'"
+
+
 def _cors_regex(doc: Doc, path: PathKey, value: Any) -> dict[str, Any] | None:
+    r"""An RE2 pattern: any site chooses its own Origin, and RE2 matches in time linear in its
+    length, where Python's backtracking `re` can stall the event loop for seconds on a
+    plausible pattern such as '^https://([a-z0-9]+-?)*\.example\.com$' (ReDoS)."""
     if value is None:
         return {"allow_origin_regex": None}
     text = _string(doc, path, value)
     if text is None:
         return None
     try:
-        return {"allow_origin_regex": re.compile(text)}
-    except re.error as exc:
-        doc.add(path, f"invalid regular expression: {exc}",
-                "it is a Python regex matched against the whole origin, "
-                r"e.g. '^https://[a-z0-9-]+\.preview\.example\.com$'")
-        return None
+        return {"allow_origin_regex": re2.compile(text, _RE2_OPTIONS)}
+    except re2.error as exc:
+        problem = _re2_message(exc)
+    if _python_only(text):
+        doc.add(path, f"this regex uses syntax RE2 does not have ({problem})",
+                "allow_origin_regex is matched with RE2, in linear time: lookarounds (?=, (?!, "
+                "(?<=, (?<!, backreferences (\\1, (?P=name)), atomic groups and possessive "
+                "quantifiers are refused; write it without them, " + REGEX_EXAMPLE)
+    else:
+        doc.add(path, f"invalid regular expression: {problem}",
+                "it is an RE2 regex matched against the whole origin, " + REGEX_EXAMPLE)
+    return None
+
+
+def _re2_message(exc: re2.error) -> str:
+    first = exc.args[0] if exc.args else ""
+    return first.decode(errors="replace") if isinstance(first, bytes) else str(first)
+
+
+def _python_only(text: str) -> bool:
+    """Whether Python's `re` accepts a pattern RE2 refused (a dialect difference, not a typo)."""
+    try:
+        re.compile(text)
+    except re.error:
+        return False
+    return True
 
 
 def _token_set(name: str, case: Callable[[str], str], any_key: str,

@@ -15,6 +15,8 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
+from corsproxy.model import OriginPattern
+
 # A DNS name is at most 253 characters (RFC 1035 §2.3.4, as text) and a port adds ":65535";
 # 255 + 6 leaves room for brackets and a trailing dot. Anything longer is refused unparsed.
 MAX_HOST_LENGTH = 255 + 6
@@ -210,7 +212,7 @@ _UNRELATED_ORIGINS = ("https://evil.invalid", "http://attacker.example:1234", "h
                       "http://10.0.0.1")
 
 
-def matches_any_origin(regex: re.Pattern[str]) -> str | None:
+def matches_any_origin(regex: OriginPattern) -> str | None:
     """An example origin when `regex` fully matches all the unrelated probes, else None."""
     if all(regex.fullmatch(origin) for origin in _UNRELATED_ORIGINS):
         return _UNRELATED_ORIGINS[0]

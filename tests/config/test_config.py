@@ -185,8 +185,8 @@ RULES = [
         cors:
           allow_origin_regex: '^https://(foo$'
         """,
-        "config/c.yaml:2: cors.allow_origin_regex: invalid regular expression: missing ), "
-        "unterminated subpattern at position 9 (it is a Python regex matched against the whole "
+        "config/c.yaml:2: cors.allow_origin_regex: invalid regular expression: missing ): "
+        "^https://(foo$ (it is an RE2 regex matched against the whole "
         r"origin, e.g. '^https://[a-z0-9-]+\.preview\.example\.com$')",
         id="bad-regex",
     ),

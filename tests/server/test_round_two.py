@@ -6,6 +6,9 @@ no refusal.
 
 from __future__ import annotations
 
+import asyncio
+
+import aiohttp
 import pytest
 
 from tests.conftest import ALLOWED
@@ -54,3 +57,31 @@ async def test_proxied_response_carries_nosniff(token_proxy) -> None:
     """A JSON answer cannot run as a foreign page's script: nosniff is on every proxied response."""
     response = await token_proxy.get("/api/items", headers={"Origin": ALLOWED})
     assert response.headers.getall("X-Content-Type-Options") == ["nosniff"]
+
+
+# --- 5. a catastrophic allow_origin_regex does not stall the proxy ------------------------------
+
+REDOS_CONFIG = r"""
+cors:
+  allow_origins: [http://localhost:3000]
+  allow_origin_regex: '^https://([a-z0-9]+-?)*\.preview\.example\.com$'
+routes:
+  - prefix: /api
+    upstream: http://127.0.0.1:9/v1
+"""
+
+
+async def test_backtracking_regex_and_hostile_origin_do_not_stall_the_proxy(spawn, tmp_path) -> None:
+    """An Origin chosen to make a backtracking regex run for hours is refused at once, and the
+    proxy keeps answering everyone else (RE2 matches in linear time)."""
+    path = tmp_path / "redos.yaml"
+    path.write_text(REDOS_CONFIG)
+    proxy = await spawn("serve", "-c", str(path), "--port", "0")
+    hostile = "https://" + "a" * 60 + "!.preview.example.com"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async def get(path: str, **headers: str) -> int:
+            async with session.get(proxy.url + path, headers=headers) as response:
+                return response.status
+        statuses = await asyncio.gather(get("/api/x", Origin=hostile), get("/__corsproxy/health"))
+    assert statuses == [403, 200]
+    await proxy.stop()

@@ -1,0 +1,113 @@
+"""Hardening, round two (issue #16) at load: what a config file can no longer do to the proxy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import structlog
+
+from corsproxy import config
+from corsproxy.errors import ConfigError
+from corsproxy.server.app import build_app, STATE
+from corsproxy.server.reload import ConfigSource, Reloader
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = """\
+cors:
+  allow_origins: [http://localhost:3000]
+routes:
+  - prefix: /api
+    upstream: http://127.0.0.1:9/v1
+"""
+
+
+def bomb(levels: int = 10, width: int = 4) -> str:
+    """A few hundred bytes of nested aliases that expand to width**levels strings (4**10: a
+    million), under a key that takes a list, so nothing but the expansion is wrong with it."""
+    anchors = [f"  - &x0 [{', '.join(['Content-Type'] * width)}]"]
+    anchors += [f"  - &x{i} [{', '.join([f'*x{i - 1}'] * width)}]" for i in range(1, levels)]
+    return ("cors:\n  allow_origins: [http://localhost:3000]\n  allow_headers:\n"
+            + "\n".join(anchors) + "\n")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "corsproxy", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+# --- 4. YAML alias expansion is bounded --------------------------------------------------------
+
+
+def test_alias_bomb_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    """Nested aliases past the node limit are refused at the line of the alias that passes it."""
+    path = tmp_path / "bomb.yaml"
+    path.write_text(bomb())
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    (problem,) = caught.value.problems
+    assert (problem.file, problem.line) == (str(path), 12)     # x8: 4**9 nodes, the first too many
+    assert "expands to more than" in problem.message
+
+
+@pytest.mark.parametrize("command", ["check", "serve"])
+def test_alias_bomb_exits_2_for_check_and_serve(tmp_path: Path, command: str) -> None:
+    """`check` and `serve` refuse the bomb with exit 2 and file:line, no traceback."""
+    path = tmp_path / "bomb.yaml"
+    path.write_text(bomb())
+    result = run_cli(command, "-c", str(path), *(["--port", "0"] if command == "serve" else []))
+    assert result.returncode == 2
+    assert f"{path}:12:" in result.stderr and "expands to more than" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_alias_bomb_in_a_watched_directory_is_refused_by_reload(tmp_path: Path) -> None:
+    """A teammate's bomb in a watched directory is refused by reload; the last good config stays."""
+    (tmp_path / "a.yaml").write_text(GOOD)
+    source = ConfigSource.at(tmp_path, lambda: config.load(tmp_path))
+    app = build_app(source.load())
+    before = app[STATE].current
+    (tmp_path / "b.yaml").write_text(bomb())
+    with structlog.testing.capture_logs() as logged:
+        assert await Reloader(app[STATE], source).reload("test") is False
+    assert app[STATE].current is before
+    refused = [entry["why"] for entry in logged if entry["event"] == "reload refused"]
+    assert refused == [f"{tmp_path / 'b.yaml'}:12: this value expands to more than 200,000 YAML nodes "
+                       "through aliases (*name) (write the values out, or repeat an alias fewer times; "
+                       "a config never needs this many)"]
+
+
+def test_ordinary_anchors_and_merge_keys_still_load(tmp_path: Path) -> None:
+    """Anchors, aliases and merge keys of an ordinary size keep working."""
+    path = tmp_path / "c.yaml"
+    path.write_text(textwrap.dedent("""\
+        x-cors: &cors {allow_origins: [http://localhost:3000], allow_credentials: true}
+        routes:
+          - {prefix: /a, upstream: "http://127.0.0.1:9", cors: *cors}
+          - {prefix: /b, upstream: "http://127.0.0.1:9", cors: {<<: *cors, max_age: 5}}
+        """).replace("x-cors", "cors"))
+    loaded = config.load(path)
+    assert [route.cors.allow_credentials for route in loaded.routes] == [True, True]
+
+
+# --- 5. allow_origin_regex is RE2: linear time, Python-only syntax refused ----------------------
+
+
+@pytest.mark.parametrize("regex", [
+    pytest.param(r"^https://(?!evil)[a-z]+\.example\.com$", id="lookahead"),
+    pytest.param(r"^https://(?<=x)[a-z]+\.example\.com$", id="lookbehind"),
+    pytest.param(r"^https://([a-z]+)\.\1\.example\.com$", id="backreference"),
+    pytest.param(r"^https://[a-z]++\.example\.com$", id="possessive"),
+])
+def test_python_only_regex_syntax_is_refused_with_a_hint(tmp_path: Path, regex: str) -> None:
+    """A regex RE2 cannot run in linear time is refused at load: file:line, key and the RE2 hint."""
+    path = tmp_path / "r.yaml"
+    path.write_text(f"cors:\n  allow_origins: [http://localhost:3000]\n  allow_origin_regex: '{regex}'\n")
+    result = run_cli("check", "-c", str(path))
+    assert result.returncode == 2
+    assert f"{path}:3: cors.allow_origin_regex: this regex uses syntax RE2 does not have" in result.stderr
+    assert "lookarounds" in result.stderr
+    assert "Error parsing" not in result.stderr     # RE2's own stderr logging is off
