@@ -7,6 +7,7 @@
     └── UpstreamError        the upstream could not answer (status 5xx, JSON body)
         ├── UpstreamUnreachable   502
         ├── UpstreamHeadTooLarge  502 (a limit of server.upstream_max_* was hit)
+        ├── UpstreamMisbehaved    502 (an answer the proxy cannot pass on)
         └── UpstreamTimeout       504
 """
 
@@ -74,6 +75,11 @@ class UpstreamUnreachable(UpstreamError):
 class UpstreamHeadTooLarge(UpstreamError):
     status = 502
     error = "upstream response head too large"
+
+
+class UpstreamMisbehaved(UpstreamError):
+    status = 502
+    error = "bad upstream response"
 
 
 class UpstreamTimeout(UpstreamError):

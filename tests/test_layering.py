@@ -16,7 +16,7 @@ PACKAGE = ROOT / "corsproxy"
 
 # Bottom to top. A module may import corsproxy modules of its own level or of a lower one.
 LEVELS = {
-    "model": 0, "errors": 0, "__init__": 0,
+    "model": 0, "errors": 0, "text": 0, "__init__": 0,
     "policy": 1,
     "judge": 2,
     "config": 3,
@@ -25,7 +25,7 @@ LEVELS = {
     "commands": 6,
     "cli": 7, "__main__": 7,
 }
-PURE = ("model", "errors", "policy", "judge", "export")
+PURE = ("model", "errors", "text", "policy", "judge", "export")
 IO_FRAMEWORKS = ("aiohttp", "yaml", "structlog", "asyncio", "multidict", "uvloop")
 
 

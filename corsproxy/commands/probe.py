@@ -30,6 +30,7 @@ from corsproxy.judge.browser import Verdict
 from corsproxy.judge.fetch_headers import get_header, is_token
 from corsproxy.policy.cors import CHANGE_HEADER, NON_WILDCARD_HEADER, REFUSED_HEADER
 from corsproxy.policy.origins import normalise_origin
+from corsproxy.text import printable
 
 EXIT_ALLOWED, EXIT_BLOCKED, EXIT_USAGE = 0, 1, 2
 BODY_EXCERPT = 2000         # bytes of an error response's body shown
@@ -116,11 +117,13 @@ def run(args: argparse.Namespace) -> int:
         plan = make_plan(args)
         report = asyncio.run(probe(plan))
     except ProbeError as exc:
-        print(f"corsproxy probe: {exc}", file=sys.stderr)
+        print(printable(f"corsproxy probe: {exc}"), file=sys.stderr)
         if args.json:
             print(json.dumps({"error": str(exc)}))
         return EXIT_USAGE
-    print(json.dumps(report_json(report), indent=2) if args.json else render_text(report))
+    # JSON escapes every control character itself (ensure_ascii); text is escaped line by line.
+    print(json.dumps(report_json(report), indent=2) if args.json
+          else "\n".join(printable(line) for line in render_text(report).split("\n")))
     return EXIT_ALLOWED if report.verdict.allowed else EXIT_BLOCKED
 
 

@@ -263,6 +263,12 @@ def upstream(doc: Doc, path: PathKey, value: Any) -> Upstream | None:
 
 def _upstream_problem(text: str, parts: urllib.parse.SplitResult) -> tuple[str, str] | None:
     """(message, hint) when an upstream URL cannot be used."""
+    if not text.isascii() or any(char <= " " or char == "\x7f" for char in text):
+        # urlsplit drops tab, CR and LF silently; on the wire they would split the request line.
+        # The value is not echoed: it may hold a ${VAR} secret.
+        return ("upstream contains a space, a control character (CR, LF, tab) or a non-ASCII "
+                "character, which would mangle the request line sent upstream",
+                "percent-encode it (%20 for a space, xn-- for a host name) and check any ${VAR} it reads")
     if parts.scheme.lower() not in UPSTREAM_PORTS or not parts.hostname:
         return "upstream must be an absolute http(s) or ws(s) URL", UPSTREAM_HINT
     if "?" in text or "#" in text:

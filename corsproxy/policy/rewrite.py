@@ -6,6 +6,8 @@ function returns a new list and never touches its input.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
@@ -29,6 +31,8 @@ _REQUEST_DROPPED_WITH_HOST = _REQUEST_DROPPED | {"host"}
 _ALT_SVC = frozenset({"alt-svc"})
 # An intercepted request keeps every end-to-end header but Expect (answered by the proxy).
 _TRANSPARENT_DROPPED = HOP_BY_HOP | {"expect"}
+# Control characters other than tab (RFC 9110 §5.5 field-vchar / SP / HTAB).
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
@@ -114,7 +118,10 @@ def client_response_headers(
         elif lower == "location":
             value = rewrite_location(value, route, proxy_origin)
         elif lower == "set-cookie":
-            value = map_cookie_path(strip_cookie_domain(value), route)
+            value = strip_cookie_domain(value, route.upstream.host)
+            if value is None:
+                continue
+            value = map_cookie_path(value, route)
         out.append((name, value))
     own = [value for name, value in cors_headers if name.lower() == "vary"]
     # The proxy's own Vary is already one header of unique tokens: merge only with upstream ones.
@@ -125,6 +132,23 @@ def client_response_headers(
     if not sniff_guard:
         out.append(("X-Content-Type-Options", "nosniff"))
     return out
+
+
+def response_problem(status: int, headers: Headers) -> str | None:
+    """Why an upstream answer cannot be relayed as it is, else None.
+
+    A control character in a header (RFC 9110 §5.5: field values are visible characters, space
+    and tab) would split or smuggle a header on the way to the browser; a 101 answers an
+    upgrade nobody asked for (WebSocket upgrades take another path) and would hand the client
+    connection to the upstream's protocol.
+    """
+    if status == 101:
+        return "the upstream answered 101 Switching Protocols to a request that asked for no upgrade"
+    for name, value in headers:
+        if _CONTROL.search(name) or _CONTROL.search(value):
+            return (f"the upstream sent response header {name[:100]!r} with a control character "
+                    "in it, which no browser may receive")
+    return None
 
 
 def _merge_vary(values: Iterable[str]) -> str:
@@ -162,15 +186,39 @@ def rewrite_location(value: str, route: Route, proxy_origin: str) -> str:
         origin = proxy_origin
     end = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
     path = _proxy_path(rest[:end] or "/", route)
-    return value if path is None else origin + path + rest[end:]
+    if path is None:
+        return value
+    return origin + (path if origin else _same_host(path)) + rest[end:]
 
 
-def strip_cookie_domain(value: str) -> str:
-    """A ``Set-Cookie`` value without its ``Domain`` attribute; the rest byte for byte."""
+def _same_host(path: str) -> str:
+    """A path-absolute reference that stays one: browsers read ``//evil.test/x`` and ``/\\evil``
+    as another host (WHATWG URL: a backslash is a slash, tab and newlines are removed), so the
+    second slash and any tab, CR or LF are percent-encoded; the proxy decodes them back."""
+    path = path.replace("\t", "%09").replace("\n", "%0A").replace("\r", "%0D")
+    if path[1:2] in ("/", "\\"):
+        path = "/" + ("%2F" if path[1] == "/" else "%5C") + path[2:]
+    return path
+
+
+def strip_cookie_domain(value: str, upstream_host: str) -> str | None:
+    """A ``Set-Cookie`` value without its ``Domain`` attribute (the rest byte for byte), so the
+    cookie lands on the proxy's host; None when the browser would have rejected the cookie.
+
+    A browser stores a cookie only when its Domain domain-matches the host that sent it
+    (RFC 6265 §5.3 step 6). Stripping any other Domain would turn a cookie the upstream could
+    not set into one on localhost, for every route and port (cookie tossing).
+    """
     if "domain" not in value.lower():
         return value
     pair, *attributes = value.split(";")
-    kept = [a for a in attributes if a.split("=", 1)[0].strip().lower() != "domain"]
+    kept = []
+    for attribute in attributes:
+        name, _, domain = attribute.partition("=")
+        if name.strip().lower() != "domain":
+            kept.append(attribute)
+        elif not domain_matches(upstream_host, domain):
+            return None
     return ";".join([pair, *kept])
 
 
@@ -194,6 +242,33 @@ def _under(path: str, prefix: str) -> bool:
     if prefix == "/":
         return True
     return path == prefix or path.startswith(prefix) and path[len(prefix)] in "/?#"
+
+
+def domain_matches(host: str, domain: str) -> bool:
+    """RFC 6265 §5.1.3 for a Domain attribute value (§5.2.3: a leading dot is ignored, an
+    empty value means no Domain at all); an IP address matches only itself."""
+    domain = domain.strip().removeprefix(".").lower()
+    host = host.lower()
+    if not domain or host == domain:
+        return True
+    return host.endswith("." + domain) and not _is_ip(host)
+
+
+def foreign_cookie_domains(headers: Headers, upstream_host: str) -> list[str]:
+    """The Domain values of the Set-Cookie headers that strip_cookie_domain drops."""
+    return [domain.strip()[:200]
+            for name, value in headers if name.lower() == "set-cookie"
+            for attribute in value.split(";")[1:]
+            for key, _, domain in [attribute.partition("=")]
+            if key.strip().lower() == "domain" and not domain_matches(upstream_host, domain)]
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _proxy_path(path: str, route: Route) -> str | None:

@@ -9,7 +9,8 @@ How a request path is judged (``resolve``):
 1. refuse over-long input and anything not starting with ``/``;
 2. percent-decode ONCE to bytes and decode them as strict UTF-8 (``%zz``, ``%4``, overlong
    ``%c0%ae`` and lone surrogates are refused), then refuse control characters and turn
-   ``\\`` into ``/`` (servers on Windows treat it as a separator);
+   ``\\`` into ``/`` (servers on Windows treat it as a separator), and refuse ``..;`` and
+   ``.;`` segments (servlet containers strip ``;params`` and then read ``..``);
 3. remove dot-segments (RFC 3986 §5.2.4), where a ``..`` above the root is an escape;
 4. the route is the one matching the normalised path; the route matching the decoded path
    literally (before removing dot-segments) must be the same route, and no ``..`` may climb
@@ -95,6 +96,10 @@ def resolve(table: RouteTable, raw_path: str) -> Match | None:
     if _CONTROL.search(decoded):
         raise PathEscape(f"path {_show(raw_path)} contains a control character")
     decoded = decoded.replace("\\", "/")
+    if ".;" in decoded and _has_parameter_dot_segment(decoded):
+        raise PathEscape(f"path {_show(raw_path)} has a '..;' or '.;' segment, which Tomcat and Jetty "
+                         "read as '..' or '.' (a path parameter): it could climb out of the prefix "
+                         "on the upstream")
     path, low_water = remove_dot_segments(decoded, raw_path)
     route = table.match(path)
     # The route the path names literally; the same look-up when there were no dot-segments.
@@ -136,6 +141,11 @@ def remove_dot_segments(path: str, raw_path: str = "") -> tuple[str, int]:
         kept.append("")          # "/a/b/." and "/a/b/c/.." are "/a/b/" (§5.2.4 step 2.B/C)
     normalised = "/" + "/".join(kept)
     return (path, low_water) if normalised == path else (normalised, low_water)
+
+
+def _has_parameter_dot_segment(path: str) -> bool:
+    """Whether a segment is '.' or '..' followed by ';params' (servlet path parameters)."""
+    return any(segment.partition(";")[0] in (".", "..") for segment in path.split("/") if ";" in segment)
 
 
 def _without_prefix(route: Route, path: str) -> str:

@@ -231,10 +231,8 @@ async def _answer(request: web.BaseRequest, state: State, targets: Targets,
     if (refusal := targets.host_refusal(host)) is not None:
         raise RequestRejected(refusal, 403)
     target = request.raw_path
-    if request.method == "CONNECT" or not target.startswith("/"):
-        raise RequestRejected(
-            f"request target {target[:200]!r} is not served: corsproxy forwards only to the upstreams "
-            "of its config, never to an address named in the request", targets.foreign_target_status)
+    if (problem := _target_problem(request.method, target)) is not None:
+        raise RequestRejected(problem, targets.foreign_target_status)
     path, _, query = target.partition("?")
     if targets.builtins and (path == BUILTIN_PREFIX or path.startswith(BUILTIN_PREFIX + "/")):
         trace.decision = "builtin"
@@ -286,6 +284,19 @@ def _framing_problem(request: web.BaseRequest) -> str | None:
     # Two Origins would let the CORS decision read one while the upstream reads the other.
     if len(request.headers.getall("Origin", ())) > 1:
         return "the request has more than one Origin header"
+    return None
+
+
+def _target_problem(method: str, target: str) -> str | None:
+    """Why a request target is not served (RFC 9112 §3.2: only origin-form is), else None."""
+    if method == "CONNECT":
+        return (f"CONNECT {target[:200]!r} is refused: this port is not an HTTP proxy and never "
+                "dials an address named in a request")
+    if target == "*":
+        return f"{method} * (asterisk-form) is not served: ask for a path under one of the routes"
+    if not target.startswith("/"):
+        return (f"request target {target[:200]!r} is not served: corsproxy forwards only to the "
+                "upstreams of its config, never to an address named in the request")
     return None
 
 

@@ -24,6 +24,9 @@ from typing import Any
 
 import structlog
 from structlog.dev import ConsoleRenderer
+from aiohttp import http_exceptions
+
+from corsproxy.text import printable
 
 LEVELS = ("debug", "info", "warning", "error")
 READY_PREFIX = "corsproxy listening on "
@@ -47,11 +50,14 @@ def configure(log_format: str = "console", level: str = "info") -> None:
     threshold = logging.getLevelName(level.upper())
     _info_enabled = threshold <= logging.INFO
     shared: list[structlog.typing.Processor] = [structlog.processors.add_log_level, UtcTimestamp()]
-    renderer: structlog.typing.Processor = (
-        JSONLine() if log_format == "json" else ConsoleLine(colors=sys.stderr.isatty())
+    # JSON escapes control characters itself; the console shows values as they are, so a
+    # hostile origin or path is escaped first (a terminal must not run what a request sent).
+    renderers: list[structlog.typing.Processor] = (
+        [JSONLine()] if log_format == "json"
+        else [_printable_values, ConsoleLine(colors=sys.stderr.isatty())]
     )
     structlog.configure(
-        processors=[*shared, renderer],
+        processors=[*shared, *renderers],
         # Filtered-out levels become no-op methods: a disabled debug line costs one call.
         wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.WriteLoggerFactory(sys.stderr),
@@ -60,12 +66,34 @@ def configure(log_format: str = "console", level: str = "info") -> None:
     _request_logger = structlog.get_logger("corsproxy").bind()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
     ))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(_MALFORMED_REQUEST)
+
+
+def _printable_values(_logger, _method, event_dict: dict) -> dict:
+    return {key: printable(value) if isinstance(value, str) else value for key, value in event_dict.items()}
+
+
+class _MalformedRequest(logging.Filter):
+    """aiohttp logs a request its parser refused (answered 400) as an error with a traceback;
+    it is the client's mistake, not the proxy's: one warning line that says what was wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, http_exceptions.BadHttpMessage):
+            detail = " ".join(line.strip() for line in str(error.message).splitlines() if line.strip())
+            record.msg, record.args = "malformed request refused (400): %s", (detail[:500],)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_MALFORMED_REQUEST = _MalformedRequest()
 
 
 def get_logger() -> structlog.typing.FilteringBoundLogger:

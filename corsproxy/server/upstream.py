@@ -20,11 +20,18 @@ import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 
-from corsproxy.errors import UpstreamError, UpstreamHeadTooLarge, UpstreamTimeout, UpstreamUnreachable
+from corsproxy.errors import (
+    UpstreamError,
+    UpstreamHeadTooLarge,
+    UpstreamMisbehaved,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 from corsproxy.model import Route, ServerSettings
 from corsproxy.policy import rewrite
 from corsproxy.policy.routing import Match
 from corsproxy.server import headerbytes
+from corsproxy.server.logs import get_logger
 
 # Big enough that a 1 GiB download is a few thousand writes, small enough to keep RSS flat.
 CHUNK_SIZE = 256 * 1024
@@ -237,6 +244,11 @@ class _MovingBody:
 async def send_response(request: web.Request, upstream: aiohttp.ClientResponse, leg: Leg) -> Outcome:
     """Send the upstream's response to the client: its head rewritten, its body streamed."""
     try:
+        problem = rewrite.response_problem(upstream.status, upstream.headers.items())
+        if problem is not None:
+            raise UpstreamMisbehaved(problem)
+        if "Set-Cookie" in upstream.headers:
+            _warn_dropped_cookies(leg.route, upstream.headers.items())
         response = ProxyResponse(
             status=upstream.status,
             reason=upstream.reason,
@@ -259,6 +271,25 @@ async def send_response(request: web.Request, upstream: aiohttp.ClientResponse, 
         else:
             # Never hand a half-read connection back to the pool.
             upstream.close()
+
+
+# (route prefix, Domain) pairs already warned about: a login endpoint called a hundred times
+# says it once. Only the log reads it, and it is bounded.
+_DROPPED_COOKIES_WARNED: set[tuple[str, str]] = set()
+_WARNED_LIMIT = 1024
+
+
+def _warn_dropped_cookies(route: Route, headers: Iterable[tuple[str, str]]) -> None:
+    for domain in rewrite.foreign_cookie_domains(headers, route.upstream.host):
+        key = (route.prefix, domain.lower())
+        if key in _DROPPED_COOKIES_WARNED or len(_DROPPED_COOKIES_WARNED) >= _WARNED_LIMIT:
+            continue
+        _DROPPED_COOKIES_WARNED.add(key)
+        get_logger().warning(
+            "cookie dropped", route=route.prefix, domain=domain, upstream_host=route.upstream.host,
+            why=(f"the upstream set a cookie with Domain={domain}, which does not match its host "
+                 f"{route.upstream.host}: a browser would reject it, so the proxy drops it rather "
+                 "than let it land on the proxy's host for every route"))
 
 
 async def _stream_body(upstream: aiohttp.ClientResponse, response: ProxyResponse) -> bool:

@@ -111,3 +111,26 @@ def test_python_only_regex_syntax_is_refused_with_a_hint(tmp_path: Path, regex: 
     assert f"{path}:3: cors.allow_origin_regex: this regex uses syntax RE2 does not have" in result.stderr
     assert "lookarounds" in result.stderr
     assert "Error parsing" not in result.stderr     # RE2's own stderr logging is off
+
+
+# --- 12. an upstream base path that would mangle the request line -----------------------------
+
+
+@pytest.mark.parametrize("upstream", [
+    pytest.param('"http://127.0.0.1:9/v1\\r\\nX-Injected: 1"', id="crlf"),
+    pytest.param('"http://127.0.0.1:9/v1 HTTP/1.0"', id="space"),
+    pytest.param('"http://127.0.0.1:9/v1\\tx"', id="tab"),
+    pytest.param('"http://127.0.0.1:9/caf\\u00e9"', id="non-ascii"),
+    pytest.param('"http://127.0.0.1:9/bot${BOT_TOKEN}"', id="from-a-variable"),
+])
+def test_upstream_with_space_or_control_character_is_refused(tmp_path: Path, upstream: str) -> None:
+    """An upstream with CR/LF, a space, a tab or non-ASCII (typed or from ${VAR}) is refused at
+    load with file:line and key, and the value is not echoed (it may hold a secret)."""
+    path = tmp_path / "u.yaml"
+    path.write_text(f"routes:\n  - prefix: /api\n    upstream: {upstream}\n")
+    with pytest.raises(ConfigError) as caught:
+        config.load(path, env={"BOT_TOKEN": "12:ab cd\r\nX: y"})
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.key) == (3, "routes[0].upstream")
+    assert "would mangle the request line" in problem.message
+    assert "12:ab" not in str(problem)

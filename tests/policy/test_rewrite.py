@@ -7,6 +7,9 @@ import pytest
 from corsproxy.policy.rewrite import (
     HOP_BY_HOP,
     client_response_headers,
+    domain_matches,
+    foreign_cookie_domains,
+    response_problem,
     rewrite_location,
     strip_cookie_domain,
     upstream_request_headers,
@@ -311,6 +314,32 @@ def test_rewrite_location(route, value: str, expected: str) -> None:
     assert rewrite_location(value, route, PROXY) == expected
 
 
+@pytest.mark.parametrize(("value", "expected"), [
+    row("double-slash", "/v1//evil.test/x", "/%2Fevil.test/x"),
+    row("backslash", "/v1/\\evil.test/x", "/%5Cevil.test/x"),
+    row("tab-between-slashes", "/v1/\t/evil.test/x", "/%09/evil.test/x"),
+    row("absolute-double-slash-is-a-path", "https://api.example.com/v1//evil.test",
+        "http://localhost:8080//evil.test"),
+])
+def test_rewritten_location_never_names_another_host(value: str, expected: str) -> None:
+    """With a route / to base /v1, the rewrite never turns a path into //host or /\\host (an open
+    redirect); the encoded form routes back to the same upstream path."""
+    assert rewrite_location(value, CATCH_ALL, PROXY) == expected
+
+
+@pytest.mark.parametrize(("status", "headers", "expected"), [
+    row("plain-ok", 200, [("X-A", "a\tb")], None),
+    row("control-in-value", 200, [("X-Bad", "a\x01b")], "X-Bad"),
+    row("cr-in-value", 200, [("X-Bad", "a\rb")], "X-Bad"),
+    row("escape-in-value", 200, [("X-Bad", "\x1b]0;title\x07")], "X-Bad"),
+    row("unasked-101", 101, [], "101"),
+])
+def test_response_problem(status, headers, expected) -> None:
+    """An upstream answer with a control character in a header, or a 101 nobody asked for, is refused."""
+    problem = response_problem(status, headers)
+    assert (problem is None) if expected is None else (expected in problem)
+
+
 # --- Set-Cookie -------------------------------------------------------------------------
 
 
@@ -320,15 +349,40 @@ def test_rewrite_location(route, value: str, expected: str) -> None:
         row("middle", "sid=abc; Domain=api.example.com; Path=/; HttpOnly", "sid=abc; Path=/; HttpOnly"),
         row("last", "sid=abc; Path=/; Domain=.example.com", "sid=abc; Path=/"),
         row("lower-case-no-space", "sid=abc;domain=example.com;Secure", "sid=abc;Secure"),
-        row("spaces-around", "sid=abc; DOMAIN = example.com ; Secure", "sid=abc; Secure"),
-        row("expires-with-comma-kept", "sid=abc; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Domain=x.com; SameSite=Lax",
+        row("spaces-around", "sid=abc; DOMAIN = Example.COM ; Secure", "sid=abc; Secure"),
+        row("expires-with-comma-kept", "sid=abc; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Domain=example.com; SameSite=Lax",
             "sid=abc; Expires=Wed, 21 Oct 2037 07:28:00 GMT; SameSite=Lax"),
         row("no-domain-unchanged", "sid=abc; Path=/; Max-Age=60", "sid=abc; Path=/; Max-Age=60"),
         row("domain-in-value-kept", "domain=example.com; Path=/", "domain=example.com; Path=/"),
         row("domain-text-in-path-kept", "a=1; Path=/domain; Secure", "a=1; Path=/domain; Secure"),
-        row("two-domains", "a=1; Domain=a.com; Domain=b.com", "a=1"),
+        row("two-domains", "a=1; Domain=api.example.com; Domain=example.com", "a=1"),
+        row("empty-domain-is-host-only", "a=1; Domain=; Path=/", "a=1; Path=/"),
+        # RFC 6265 §5.3 step 6: a browser rejects these, so they must not land on localhost.
+        row("other-site-dropped", "toss=1; Domain=other.example.org; Path=/", None),
+        row("sibling-dropped", "toss=1; Domain=www.example.com", None),
+        row("suffix-not-on-a-dot-dropped", "toss=1; Domain=i.example.com", None),
+        row("one-of-two-domains-foreign-dropped", "a=1; Domain=example.com; Domain=evil.test", None),
     ],
 )
-def test_strip_cookie_domain(value: str, expected: str) -> None:
-    """The Domain attribute goes; everything else stays byte for byte."""
-    assert strip_cookie_domain(value) == expected
+def test_strip_cookie_domain(value: str, expected: str | None) -> None:
+    """A Domain that domain-matches the upstream's host goes (the rest stays byte for byte); a
+    cookie whose Domain the browser would reject is dropped."""
+    assert strip_cookie_domain(value, "api.example.com") == expected
+
+
+@pytest.mark.parametrize(("host", "domain", "expected"), [
+    row("ip-matches-itself", "127.0.0.1", "127.0.0.1", True),
+    row("ip-never-a-suffix", "127.0.0.1", "0.0.1", False),
+    row("leading-dot", "api.example.com", ".EXAMPLE.com", True),
+    row("parent-of-host-only", "example.com", "api.example.com", False),
+])
+def test_domain_matches(host: str, domain: str, expected: bool) -> None:
+    """RFC 6265 §5.1.3 domain-match, for the Domain attribute."""
+    assert domain_matches(host, domain) is expected
+
+
+def test_foreign_cookie_dropped_from_the_response_and_named() -> None:
+    """A tossed cookie is removed from the response; foreign_cookie_domains names its Domain."""
+    headers = [("Set-Cookie", "ok=1; Domain=api.example.com"), ("Set-Cookie", "toss=1; Domain=evil.test")]
+    assert values(down(headers, cors_headers=()), "Set-Cookie") == ["ok=1"]
+    assert foreign_cookie_domains(headers, "api.example.com") == ["evil.test"]
