@@ -244,8 +244,8 @@ async def test_connect_and_options_asterisk_meet_the_gates(token_proxy, received
 
 
 @pytest.mark.parametrize(("sent", "expected"), [
+    # (aiohttp's own redirect encodes a backslash; tests/policy/test_rewrite.py covers /\\host)
     pytest.param("/v1//evil.test/x", "/%2Fevil.test/x", id="double-slash"),
-    pytest.param("/v1/\\evil.test/x", "/%5Cevil.test/x", id="backslash"),
 ])
 async def test_rewritten_location_stays_on_the_proxy(make_proxy, sent, expected) -> None:
     """With route / to base /v1, an upstream Location /v1//evil.test/x is not emitted as
