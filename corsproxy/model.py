@@ -98,6 +98,7 @@ class Route:
     change_origin: bool = True
     timeout: float = 30.0
     verify_tls: bool = True
+    isolate: bool = True                          # sandbox the upstream's documents (own origin)
     set_headers: tuple[tuple[str, str], ...] = ()  # request_headers.set, interpolated
     remove_headers: frozenset[str] = frozenset()   # request_headers.remove, lower-case
     # An intercepted host's path (issue #14): the request keeps its URL, Host, cookies and

@@ -44,7 +44,7 @@ SERVER_KEYS = ("host", "port", "allowed_hosts", "inspector_size", "websocket_max
 _SERVER_LIMITS = {"websocket_max_message_size": (0, 1 << 40), "upstream_max_header_size": (1024, 1 << 30),
                   "upstream_max_headers": (16, 1 << 20)}
 ROUTE_KEYS = ("prefix", "upstream", "strip_prefix", "change_origin", "timeout", "verify_tls",
-              "request_headers", "cors")
+              "isolate", "request_headers", "cors")
 REQUEST_HEADER_KEYS = ("set", "remove")
 # The inspector keeps this many request records (a few hundred bytes each, never bodies).
 MAX_INSPECTOR_SIZE = 100_000
@@ -140,6 +140,7 @@ def _route_row(route: Route) -> dict[str, Any]:
         "change_origin": route.change_origin,
         "timeout": route.timeout,
         "verify_tls": route.verify_tls,
+        "isolate": route.isolate,
         "set_headers": [name for name, _ in route.set_headers],
         "remove_headers": sorted(route.remove_headers),
         "allow_origins": shown["allow_origins"],
@@ -239,7 +240,7 @@ def _request_headers(doc: Doc, path: PathKey, value: Any) -> dict[str, Any]:
 # Route keys checked one value at a time: key -> checker of its value.
 ROUTE_OPTIONS: dict[str, Callable[[Doc, PathKey, Any], Any]] = {
     "strip_prefix": values.boolean, "change_origin": values.boolean, "verify_tls": values.boolean,
-    "timeout": values.timeout,
+    "isolate": values.boolean, "timeout": values.timeout,
 }
 
 

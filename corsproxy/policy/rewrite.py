@@ -103,9 +103,12 @@ def client_response_headers(
     vary_at: int | None = None
     vary: list[str] = []
     sniff_guard = False
+    content_type = None
     for name, value in headers:
         lower = name.lower()
         sniff_guard = sniff_guard or lower == "x-content-type-options"
+        if lower == "content-type":
+            content_type = value
         if lower in dropped or lower.startswith("access-control-"):
             continue
         if lower == "vary":
@@ -131,7 +134,25 @@ def client_response_headers(
     out += ((name, value) for name, value in cors_headers if name.lower() != "vary")
     if not sniff_guard:
         out.append(("X-Content-Type-Options", "nosniff"))
+    if route.isolate and _is_document(content_type):
+        out.append(ISOLATION)
     return out
+
+
+# Every route's upstream documents would run on the proxy's one origin, so a page of route A
+# (a compromised upstream, a reflected XSS) could fetch('/b/...') as same-origin, with B's
+# token. A sandbox without allow-same-origin gives the document an opaque origin: its requests
+# carry Origin: null (never allowed) or a cross-site Sec-Fetch-Site, and the gates refuse them.
+ISOLATION = ("Content-Security-Policy",
+             "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads")
+# Types a browser renders as a document that can run script (HTML Standard §7.1 and SVG/XML).
+# A response without Content-Type carries nosniff (above), so it is not sniffed into HTML.
+_DOCUMENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml",
+                             "application/xml"})
+
+
+def _is_document(content_type: str | None) -> bool:
+    return content_type is not None and content_type.partition(";")[0].strip().lower() in _DOCUMENT_TYPES
 
 
 def response_problem(status: int, headers: Headers) -> str | None:

@@ -35,7 +35,20 @@ routes:
   - prefix: /api
     upstream: http://127.0.0.1:{upstream}/v1
     request_headers: {{set: {{Authorization: "{token}"}}}}
+  - prefix: /a                    # an upstream whose page turned hostile
+    upstream: http://127.0.0.1:{upstream}/v1/a
+  - prefix: /whole-app            # the same page, with the isolation opted out
+    upstream: http://127.0.0.1:{upstream}/v1/a
+    isolate: false
+  - prefix: /b
+    upstream: http://127.0.0.1:{upstream}/v1/b
+    request_headers: {{set: {{Authorization: "{token}"}}}}
 """
+# Served through /a: tries to read route B's answer (sent with B's token) as same-origin.
+READ_ROUTE_B = """<!doctype html><title>loading</title><script>
+fetch('/b/secret').then((r) => r.text()).then((t) => { document.title = 'read:' + t; },
+                                              () => { document.title = 'blocked'; });
+</script>"""
 
 
 async def _record(request: web.Request, handler):
@@ -57,12 +70,31 @@ async def blank(request: web.Request) -> web.Response:
     return web.Response(text="<!doctype html><title>page</title><body></body>", content_type="text/html")
 
 
+async def hostile_page(request: web.Request) -> web.Response:
+    return web.Response(text=READ_ROUTE_B, content_type="text/html")
+
+
+async def secret(request: web.Request) -> web.Response:
+    return web.json_response({"authorization": request.headers.get("Authorization")})
+
+
+async def toss(request: web.Request) -> web.Response:
+    """Sets one cookie for its own host and one for a domain it does not own."""
+    response = web.Response(text="<!doctype html><title>tossed</title>", content_type="text/html")
+    response.headers.add("Set-Cookie", "own=1; Domain=127.0.0.1; Path=/")
+    response.headers.add("Set-Cookie", "tossed=1; Domain=other.example.com; Path=/")
+    return response
+
+
 def make_upstream() -> web.Application:
     app = web.Application(middlewares=[web.middleware(_record)])
     app[RECEIVED] = []
     app.router.add_get("/v1/jsonp", jsonp)
     app.router.add_get("/v1/pixel.gif", pixel)
     app.router.add_get("/v1/frame", blank)
+    app.router.add_get("/v1/a/page.html", hostile_page)
+    app.router.add_get("/v1/a/toss", toss)
+    app.router.add_get("/v1/b/secret", secret)
     return app
 
 
@@ -174,3 +206,42 @@ async def test_allowed_page_no_cors_loads_still_work(stage, context) -> None:
     assert result["img"] == "load"
     assert result["stolen"] == {"authorization": TOKEN}
     assert ("/v1/pixel.gif", TOKEN) in stage.received
+
+
+# --- 2. a document served through one route cannot act as the proxy against another ----------
+
+
+async def _title_after_script(context, url: str) -> str:
+    page = await context.new_page()
+    await page.goto(url)
+    await page.wait_for_function("document.title !== 'loading'")
+    return await page.title()
+
+
+async def test_page_of_one_route_cannot_read_another_route(stage, context) -> None:
+    """A hostile page served through /a cannot fetch('/b/secret'): its document is sandboxed to
+    an opaque origin, the proxy refuses the request, and B's upstream never sees it."""
+    stage.received.clear()
+    assert await _title_after_script(context, stage.proxy.url + "/a/page.html") == "blocked"
+    assert [path for path, _ in stage.received] == ["/v1/a/page.html"]
+
+
+async def test_isolate_false_lets_a_whole_app_call_its_routes(stage, context) -> None:
+    """With `isolate: false` the route's pages run on the proxy's origin and can call /b."""
+    stage.received.clear()
+    title = await _title_after_script(context, stage.proxy.url + "/whole-app/page.html")
+    assert title == 'read:{"authorization": "%s"}' % TOKEN
+    assert ("/v1/b/secret", TOKEN) in stage.received
+
+
+# --- 3. an upstream cannot toss cookies onto localhost -------------------------------------
+
+
+async def test_cookie_for_a_foreign_domain_never_lands_on_localhost(stage, context) -> None:
+    """Chromium keeps the upstream's cookie for its own host (Domain stripped) and never gets
+    the one it set for another domain, which would otherwise land on localhost for every port."""
+    page = await context.new_page()
+    await page.goto(stage.proxy.url + "/a/toss")
+    assert await page.title() == "tossed"
+    cookies = {cookie["name"]: cookie["domain"] for cookie in await context.cookies()}
+    assert cookies == {"own": "localhost"}
