@@ -253,6 +253,8 @@ def _run_check(args: argparse.Namespace) -> int:
         print(f"\n{format_policy(row)}")
     if loaded.intercept is not None:
         print(f"\n{format_intercept_table(loaded)}")
+    for file, names in loaded.variables:
+        print(f"variables: {file} reads {', '.join(f'${{{name}}}' for name in names)}")
     for warning in loaded.warnings:
         print(f"warning: {warning}")
     if loaded.intercept is not None:

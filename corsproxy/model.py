@@ -68,15 +68,29 @@ class CorsPolicy:
 class Upstream:
     """A parsed `upstream:` URL. ``base_path`` has no trailing slash ("" for the root)."""
 
-    url: str          # as written in the config, for messages and /routes
+    url: str          # with ${VAR} interpolated: what is dialled
     scheme: str       # http, https, ws or wss
     host: str         # without IPv6 brackets
     port: int
     base_path: str
+    written: str = ""                              # as written, ${VAR} kept: what is displayed
+    masks: tuple[tuple[str, str], ...] = ()        # (value, "${NAME}") of each ${VAR} in it
     # Derived once here, read on every request (issue #15): never recomputed per request.
     origin: str = field(init=False, repr=False, compare=False)        # scheme://host[:port], http(s)
     host_header: str = field(init=False, repr=False, compare=False)   # Host sent when change_origin
     base_url: str = field(init=False, repr=False, compare=False)      # http(s)://host:port, to dial
+
+    @property
+    def shown(self) -> str:
+        """The URL for any message, table or page: its ${VAR}s never show their values."""
+        return self.written or self.url
+
+    def mask(self, text: str) -> str:
+        """`text` (an error, a URL) with every ${VAR} value of this upstream put back as ${VAR}."""
+        for value, name in self.masks:
+            if value:
+                text = text.replace(value, name)
+        return text
 
     def __post_init__(self) -> None:
         scheme = {"ws": "http", "wss": "https"}.get(self.scheme, self.scheme)
@@ -195,6 +209,7 @@ class Config:
     files: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()                # legal but risky setups, for `check` and the banner
     intercept: InterceptSettings | None = None    # absent: no second listener
+    variables: tuple[tuple[str, tuple[str, ...]], ...] = ()   # (file, the ${VAR} names it reads)
 
 
 @dataclass(frozen=True, slots=True)

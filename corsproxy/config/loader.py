@@ -135,7 +135,7 @@ def _route_row(route: Route) -> dict[str, Any]:
     shown = policy_values(cors)
     return {
         "prefix": route.prefix,
-        "upstream": route.upstream.url,
+        "upstream": route.upstream.shown,
         "strip_prefix": route.strip_prefix,
         "change_origin": route.change_origin,
         "timeout": route.timeout,
@@ -401,6 +401,7 @@ def _build(docs: list[Doc], problems: list[ConfigProblem]) -> Config:
         defaults=tuple(result.defaults for result in results),
         files=tuple(doc.file for doc in docs),
         intercept=intercept,
+        variables=tuple((doc.file, doc.variables) for doc in docs if doc.variables),
     ))
 
 

@@ -18,6 +18,7 @@ def find_risks(config: Config) -> tuple[str, ...]:
     warnings: list[str] = []
     for check in _ROUTE_CHECKS:
         warnings += _grouped(config.routes, check)
+    warnings += _shadowed(config.routes)
     server = config.server
     if server.allow_any_host:
         where = f"{server.source}: " if server.source else ""
@@ -33,6 +34,26 @@ def find_risks(config: Config) -> tuple[str, ...]:
             "other machines can reach the listener and, through it, the intercepted hosts with the "
             "policy's CORS headers; use 127.0.0.1 unless another machine's browser needs it")
     return tuple(dict.fromkeys(warnings))
+
+
+def _shadowed(routes: tuple[Route, ...]) -> list[str]:
+    """A route of one file that takes over paths under another file's prefix: legal (the
+    longest prefix wins), but in a team directory nobody may have meant it. The catch-all `/`
+    is left out: every other route is meant to win over it."""
+    by_prefix = {route.prefix: route for route in routes}
+    warnings = []
+    for inner in routes:
+        outer_prefix = inner.prefix
+        while (outer_prefix := outer_prefix.rpartition("/")[0]):
+            outer = by_prefix.get(outer_prefix)
+            if outer is not None and outer.source.file != inner.source.file:
+                warnings.append(
+                    f"{inner.source}: prefix {inner.prefix} takes over {inner.prefix}/* from route "
+                    f"{outer.prefix} of {outer.source.file} ({outer.source}): those requests now go "
+                    f"to {inner.upstream.shown} instead of {outer.upstream.shown}; if that is not "
+                    "meant, change one of the two prefixes")
+                break
+    return warnings
 
 
 def with_risks(config: Config) -> Config:

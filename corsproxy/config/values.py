@@ -258,7 +258,8 @@ def upstream(doc: Doc, path: PathKey, value: Any) -> Upstream | None:
     if problem is not None:
         doc.add(path, *problem)
         return None
-    return Upstream(text, parts.scheme.lower(), parts.hostname, port, parts.path.rstrip("/"))
+    written, masks = doc.written.get(path, ("", ()))
+    return Upstream(text, parts.scheme.lower(), parts.hostname, port, parts.path.rstrip("/"), written, masks)
 
 
 def _upstream_problem(text: str, parts: urllib.parse.SplitResult) -> tuple[str, str] | None:

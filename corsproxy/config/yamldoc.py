@@ -41,6 +41,14 @@ class Doc:
     data: Any
     lines: dict[PathKey, int]
     problems: list[ConfigProblem]      # shared by every document of one load
+    # Each interpolated string: its text as written and the (value, "${NAME}") pairs put into it,
+    # so that whatever is displayed shows the variable, never its value (it may be a secret).
+    written: dict[PathKey, tuple[str, tuple[tuple[str, str], ...]]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The ${VAR} names this file reads, sorted."""
+        return tuple(sorted({name[2:-1] for _, pairs in self.written.values() for _, name in pairs}))
 
     def line(self, path: PathKey) -> int:
         """The line of `path`, else of its nearest located parent, else line 1."""
@@ -222,7 +230,10 @@ class _Reader:
         value = self._construct(node, path)
         if not isinstance(value, str) or (path and path[-1] in self.verbatim):
             return value
-        text = _VARIABLE.sub(lambda m: self._variable(m, path), value)
+        pairs: list[tuple[str, str]] = []
+        text = _VARIABLE.sub(lambda m: self._variable(m, path, pairs), value)
+        if pairs:
+            self.doc.written[path] = (value, tuple(pairs))
         if text == value or node.style is not None:
             return text
         # An unquoted ${VAR} takes the type its value spells (port: ${PORT:-8080} is a number).
@@ -232,9 +243,10 @@ class _Reader:
         except (ValueError, yaml.YAMLError):
             return text
 
-    def _variable(self, match: re.Match[str], path: PathKey) -> str:
+    def _variable(self, match: re.Match[str], path: PathKey, pairs: list[tuple[str, str]]) -> str:
         name, default = match.group(1), match.group(2)
         value = self.env.get(name)
+        pairs.append((value or default or "", f"${{{name}}}"))
         if default is not None and not value:
             return default
         if value is None:

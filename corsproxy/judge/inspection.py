@@ -366,10 +366,10 @@ def _upstream_fix(route: Route, status: int) -> ConfigFix:
     where = str(route.source)
     if status == 504:
         return ConfigFix("timeout", where, f"timeout: {max(route.timeout * 2, 60):g}",
-                         f"the upstream {route.upstream.url} did not answer within {route.timeout:g}s: "
+                         f"the upstream {route.upstream.shown} did not answer within {route.timeout:g}s: "
                          f"make it answer sooner, or raise the route's timeout ({where})")
-    return ConfigFix("upstream", where, f"upstream: {route.upstream.url}",
-                     f"nothing answers at {route.upstream.url}: start the upstream, or point the "
+    return ConfigFix("upstream", where, f"upstream: {route.upstream.shown}",
+                     f"nothing answers at {route.upstream.shown}: start the upstream, or point the "
                      f"route's upstream ({where}) at a server that runs")
 
 

@@ -134,7 +134,8 @@ def client_response_headers(
     out += ((name, value) for name, value in cors_headers if name.lower() != "vary")
     if not sniff_guard:
         out.append(("X-Content-Type-Options", "nosniff"))
-    if route.isolate and _is_document(content_type):
+    # An intercepted host is its own origin in the browser: there is no shared one to guard.
+    if route.isolate and not route.transparent and _is_document(content_type):
         out.append(ISOLATION)
     return out
 

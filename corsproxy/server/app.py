@@ -266,10 +266,10 @@ async def _answer(request: web.BaseRequest, state: State, targets: Targets,
     except UpstreamError as exc:
         trace.decision, trace.reasons = "upstream-error", (exc.detail,)
         return _json(exc.status, {"error": exc.error, "route": match.route.prefix,
-                                  "upstream": match.route.upstream.url, "detail": exc.detail},
+                                  "upstream": match.route.upstream.shown, "detail": exc.detail},
                      decision.headers)
     trace.upstream_status, trace.upstream_headers = outcome.upstream_status, outcome.upstream_headers
-    trace.upstream_url = upstream.upstream_url(match.route, match, "")
+    trace.upstream_url = match.route.upstream.mask(upstream.upstream_url(match.route, match, ""))
     if not outcome.complete:
         trace.reasons = ("the upstream closed the connection before the body was complete",)
     return outcome.response

@@ -195,7 +195,7 @@ def _log_banner(config: Config, url: str, bound: str, port: int) -> None:
     else:
         log.info("inspector off", why="server.inspector_size is 0")
     for route in config.routes:
-        log.info("route", prefix=route.prefix, upstream=route.upstream.url, source=str(route.source),
+        log.info("route", prefix=route.prefix, upstream=route.upstream.shown, source=str(route.source),
                  **allows(route.cors))
     for warning in config.warnings:
         log.warning("config warning", why=warning)

@@ -99,9 +99,12 @@ def upstream_errors(route: Route, server: ServerSettings) -> Iterator[None]:
         yield
     # Timeouts first: aiohttp's ServerTimeoutError is also a ClientConnectionError.
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise UpstreamTimeout(f"no response from {route.upstream.url} within {route.timeout:g}s") from exc
+        raise UpstreamTimeout(f"no response from {route.upstream.shown} within {route.timeout:g}s") from exc
     except (aiohttp.ClientError, OSError, ssl.SSLError) as exc:
-        raise _failure(exc, server) from exc
+        failure = _failure(exc, server)
+        # An I/O error may quote the URL it dialled, ${VAR} values and all.
+        failure.detail = route.upstream.mask(failure.detail)
+        raise failure from exc
 
 
 def _failure(exc: BaseException, server: ServerSettings) -> UpstreamError:

@@ -696,7 +696,7 @@ def test_route_rows_never_contain_secret_values(in_tmp: Path) -> None:
     assert "s3cret-token" not in text and "k3y-value" not in text
     assert rows == [{
         "prefix": "/api", "upstream": "http://127.0.0.1:9000", "strip_prefix": True,
-        "change_origin": True, "timeout": 30.0, "verify_tls": True,
+        "change_origin": True, "timeout": 30.0, "verify_tls": True, "isolate": True,
         "set_headers": ["Authorization", "X-Api-Key"], "remove_headers": ["cookie"],
         "allow_origins": [], "allow_origin_regex": None, "allow_credentials": False,
         "source": "c.yaml:2", "cors": rows[0]["cors"],

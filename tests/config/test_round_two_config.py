@@ -134,3 +134,62 @@ def test_upstream_with_space_or_control_character_is_refused(tmp_path: Path, ups
     assert (problem.line, problem.key) == (3, "routes[0].upstream")
     assert "would mangle the request line" in problem.message
     assert "12:ab" not in str(problem)
+
+
+# --- 8. a teammate's file taking over another's paths; who reads which ${VAR} ------------------
+
+
+def test_prefix_under_another_files_prefix_is_warned_naming_both_files(tmp_path: Path) -> None:
+    """`/orders/v2` in one file shadowing `/orders` of another is a warning naming both files;
+    nested prefixes within one file, and the catch-all `/`, are not."""
+    (tmp_path / "orders.yaml").write_text("routes:\n  - {prefix: /orders, upstream: 'http://127.0.0.1:9/o'}\n"
+                                          "  - {prefix: /orders/admin, upstream: 'http://127.0.0.1:9/a'}\n")
+    (tmp_path / "root.yaml").write_text("routes:\n  - {prefix: /, upstream: 'http://127.0.0.1:9/r'}\n")
+    (tmp_path / "web.yaml").write_text("routes:\n  - {prefix: /orders/v2, upstream: 'http://127.0.0.1:9/w'}\n")
+    warnings = [w for w in config.load(tmp_path).warnings if "takes over" in w]
+    assert warnings == [
+        f"{tmp_path / 'web.yaml'}:2: prefix /orders/v2 takes over /orders/v2/* from route /orders of "
+        f"{tmp_path / 'orders.yaml'} ({tmp_path / 'orders.yaml'}:2): those requests now go to "
+        "http://127.0.0.1:9/w instead of http://127.0.0.1:9/o; if that is not meant, change one of the "
+        "two prefixes"]
+
+
+async def test_reload_logs_the_takeover(tmp_path: Path) -> None:
+    """A file that takes over another file's paths on hot reload is named in the reload log."""
+    (tmp_path / "orders.yaml").write_text("routes:\n  - {prefix: /orders, upstream: 'http://127.0.0.1:9/o'}\n")
+    source = ConfigSource.at(tmp_path, lambda: config.load(tmp_path))
+    app = build_app(source.load())
+    (tmp_path / "web.yaml").write_text("routes:\n  - {prefix: /orders/v2, upstream: 'http://127.0.0.1:9/w'}\n")
+    with structlog.testing.capture_logs() as logged:
+        assert await Reloader(app[STATE], source).reload("test") is True
+    said = [entry["why"] for entry in logged if entry["event"] == "config warning"]
+    assert any("web.yaml:2: prefix /orders/v2 takes over" in why and "orders.yaml" in why for why in said)
+
+
+def test_check_lists_which_file_reads_which_variable(tmp_path: Path) -> None:
+    """`check` says which file reads which ${VAR}, by name only."""
+    (tmp_path / "a.yaml").write_text('routes:\n  - prefix: /a\n    upstream: "http://127.0.0.1:9/${A_PATH:-a}"\n'
+                                     '    request_headers: {set: {Authorization: "Bearer ${A_TOKEN}"}}\n')
+    (tmp_path / "b.yaml").write_text("routes:\n  - {prefix: /b, upstream: 'http://127.0.0.1:9/b'}\n")
+    result = subprocess.run([sys.executable, "-m", "corsproxy", "check", "-c", str(tmp_path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, env={"A_TOKEN": "tok-123", "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert f"variables: {tmp_path / 'a.yaml'} reads ${{A_PATH}}, ${{A_TOKEN}}" in result.stdout
+    assert "b.yaml reads" not in result.stdout and "tok-123" not in result.stdout
+
+
+# --- 9. a secret interpolated into upstream: is shown as ${VAR} --------------------------------
+
+SECRET_UPSTREAM = 'routes:\n  - prefix: /bot\n    upstream: "http://127.0.0.1:9/bot${BOT_TOKEN}"\n'
+SECRET = "123456:AAHsecretTOKEN"
+
+
+def test_check_shows_the_variable_not_the_secret(tmp_path: Path) -> None:
+    """`check` prints `upstream: .../bot${BOT_TOKEN}`, never the token."""
+    path = tmp_path / "bot.yaml"
+    path.write_text(SECRET_UPSTREAM)
+    result = subprocess.run([sys.executable, "-m", "corsproxy", "check", "-c", str(path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, env={"BOT_TOKEN": SECRET, "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert "http://127.0.0.1:9/bot${BOT_TOKEN}" in result.stdout
+    assert SECRET not in result.stdout + result.stderr

@@ -7,6 +7,7 @@ no refusal.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 
 import aiohttp
@@ -257,3 +258,29 @@ async def test_rewritten_location_stays_on_the_proxy(make_proxy, sent, expected)
     """)
     response = await proxy.get("/redirect", params={"to": sent}, allow_redirects=False)
     assert response.headers["Location"] == expected
+
+
+# --- 9. a secret in upstream: never displayed ---------------------------------------------------
+
+
+async def test_secret_in_upstream_is_shown_as_its_variable(spawn, tmp_path) -> None:
+    """The banner, /__corsproxy/routes, the 502 body and its log line show .../bot${BOT_TOKEN}."""
+    secret = "123456:AAHsecretTOKEN"
+    path = tmp_path / "bot.yaml"
+    path.write_text('cors: {allow_origins: ["http://localhost:3000"]}\n'
+                    'routes:\n  - prefix: /bot\n    upstream: "http://127.0.0.1:9/bot${BOT_TOKEN}"\n')
+    proxy = await spawn("serve", "-c", str(path), "--port", "0", env={"BOT_TOKEN": secret})
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+        async with session.get(proxy.url + "/__corsproxy/routes") as response:
+            routes = await response.text()
+        async with session.get(proxy.url + "/bot/sendMessage", headers={"Origin": ALLOWED}) as response:
+            assert response.status == 502
+            failure = await response.json()
+        async with session.get(proxy.url + "/__corsproxy/events") as response:
+            events = await response.text()
+    assert await proxy.stop() == 0
+    log = (await proxy.stderr.finished()).decode()
+    assert "http://127.0.0.1:9/bot${BOT_TOKEN}" in routes
+    assert failure["upstream"] == "http://127.0.0.1:9/bot${BOT_TOKEN}"
+    for shown in (routes, json.dumps(failure), events, log, proxy.ready):
+        assert secret not in shown
