@@ -289,14 +289,12 @@ def _framing_problem(request: web.BaseRequest) -> str | None:
 
 def _target_problem(method: str, target: str) -> str | None:
     """Why a request target is not served (RFC 9112 §3.2: only origin-form is), else None."""
-    if method == "CONNECT":
-        return (f"CONNECT {target[:200]!r} is refused: this port is not an HTTP proxy and never "
-                "dials an address named in a request")
-    if target == "*":
+    if target == "*" and method != "CONNECT":
         return f"{method} * (asterisk-form) is not served: ask for a path under one of the routes"
-    if not target.startswith("/"):
+    if method == "CONNECT" or not target.startswith("/"):
         return (f"request target {target[:200]!r} is not served: corsproxy forwards only to the "
-                "upstreams of its config, never to an address named in the request")
+                "upstreams of its config, never to an address named in the request"
+                + (" (CONNECT: this port is not an HTTP proxy)" if method == "CONNECT" else ""))
     return None
 
 
