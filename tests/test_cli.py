@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from corsproxy import cli
+from corsproxy import config as config_module
 from corsproxy.cli import resolve_listen
 from corsproxy.model import ServerSettings
 from tests.upstream_app import ARRIVED, RELEASE
@@ -447,3 +448,12 @@ async def test_start_up_names_an_upstream_that_does_not_listen(spawn, upstream, 
     rest = (await proxy.stderr.finished()).decode()
     warned = [text for text in rest.splitlines() if "upstream not reachable" in text]
     assert len(warned) == 1 and "routes=['/down']" in warned[0] and f":{dead}" in warned[0], line
+
+
+def test_the_start_up_check_dials_only_upstreams_on_this_machine():
+    """The reachability check at start picks loopback upstreams only: it never dials the network."""
+    from corsproxy.server.serve import local_upstreams
+    config = config_module.from_flags("https://api.example.com/v1")
+    assert local_upstreams(config) == {}
+    bundled = config_module.load(ROOT / "config", env={})
+    assert local_upstreams(bundled) == {("127.0.0.1", 9000, "http://127.0.0.1:9000"): ["/api"]}

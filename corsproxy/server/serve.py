@@ -12,7 +12,7 @@ from aiohttp import web
 
 from corsproxy.config.loader import policy_values
 from corsproxy.model import Config, CorsPolicy, ServerSettings
-from corsproxy.policy.origins import page_host, same_host_advice
+from corsproxy.policy.origins import loopback_host, page_host, same_host_advice
 from corsproxy.server import logs
 from corsproxy.server.logs import cannot_listen, display_url
 from corsproxy.server.app import STATE, build_app
@@ -117,13 +117,21 @@ UPSTREAM_CHECK_SECONDS = 3.0
 DEMO_API = ("127.0.0.1", 9000)
 
 
-async def _warn_unreachable(config: Config) -> None:
-    """Once at start, say which upstreams do not accept a connection yet: the routes to them
-    answer 502 until they do (the bundled config/ expects `corsproxy demo`'s API, say)."""
+def local_upstreams(config: Config) -> dict[tuple[str, int, str], list[str]]:
+    """(host, port, origin) -> prefixes, for the upstreams on this machine only: the start-up
+    check must never dial the network (a remote API that is down shows as a 502 when used)."""
     targets: dict[tuple[str, int, str], list[str]] = {}
     for route in config.routes:
         upstream = route.upstream
-        targets.setdefault((upstream.host, upstream.port, upstream.origin), []).append(route.prefix)
+        if loopback_host(upstream.host):
+            targets.setdefault((upstream.host, upstream.port, upstream.origin), []).append(route.prefix)
+    return targets
+
+
+async def _warn_unreachable(config: Config) -> None:
+    """Once at start, say which local upstreams do not accept a connection yet: the routes to
+    them answer 502 until they do (the bundled config/ expects `corsproxy demo`'s API, say)."""
+    targets = local_upstreams(config)
 
     async def check(host: str, port: int, origin: str, prefixes: list[str]) -> None:
         try:
