@@ -8,6 +8,7 @@ per module; each test gets a fresh browser context (its own cookies and caches).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -50,8 +51,9 @@ def chromium_executable() -> str:
     return path
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(tmp_path_factory) -> AsyncIterator:
+@contextlib.asynccontextmanager
+async def launched_chromium(tmp_path_factory, *extra_args: str) -> AsyncIterator:
+    """Debian's Chromium through Playwright, with the suite's flags (plus `extra_args`)."""
     executable = chromium_executable()
     from playwright.async_api import async_playwright
 
@@ -59,7 +61,7 @@ async def browser(tmp_path_factory) -> AsyncIterator:
         # Playwright's launch() starts Chromium on a new temporary --user-data-dir: a brand-new
         # profile every run. Each test then opens its own incognito-like context in it.
         browser = await playwright.chromium.launch(
-            executable_path=executable, headless=True, args=list(CHROMIUM_ARGS),
+            executable_path=executable, headless=True, args=[*CHROMIUM_ARGS, *extra_args],
             env={**os.environ, "HOME": str(tmp_path_factory.mktemp("chromium-home"))},
         )
         try:
@@ -68,15 +70,28 @@ async def browser(tmp_path_factory) -> AsyncIterator:
             await browser.close()
 
 
-@pytest_asyncio.fixture(loop_scope="module")
-async def context(browser) -> AsyncIterator:
-    """A fresh browser context per test: no cookies, no preflight or HTTP cache from another test."""
+@contextlib.asynccontextmanager
+async def fresh_context(browser) -> AsyncIterator:
+    """A fresh browser context: no cookies, no preflight or HTTP cache from another test."""
     context = await browser.new_context()
     context.set_default_timeout(15_000)
     try:
         yield context
     finally:
         await context.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser(tmp_path_factory) -> AsyncIterator:
+    async with launched_chromium(tmp_path_factory) as launched:
+        yield launched
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def context(browser) -> AsyncIterator:
+    """A fresh browser context per test: no cookies, no preflight or HTTP cache from another test."""
+    async with fresh_context(browser) as fresh:
+        yield fresh
 
 
 @dataclass

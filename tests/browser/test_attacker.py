@@ -9,7 +9,6 @@ test asserts on what the upstream RECEIVED and on what the page's script could r
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -18,7 +17,12 @@ import pytest_asyncio
 from aiohttp import web
 
 from tests.browser.apps import Site, start_site
-from tests.browser.conftest import CHROMIUM_ARGS, ProxyProcess, chromium_executable, start_proxy
+from tests.browser.conftest import (
+    ProxyProcess,
+    fresh_context,
+    launched_chromium,
+    start_proxy,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -137,29 +141,14 @@ async def stage(tmp_path_factory) -> AsyncIterator[Stage]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def attacker_browser(tmp_path_factory) -> AsyncIterator:
     """Chromium that resolves attacker.test to loopback (and nothing else differently)."""
-    executable = chromium_executable()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=executable, headless=True,
-            args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {ATTACKER_HOST} 127.0.0.1"],
-            env={**os.environ, "HOME": str(tmp_path_factory.mktemp("chromium-home"))},
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with launched_chromium(tmp_path_factory, f"--host-resolver-rules=MAP {ATTACKER_HOST} 127.0.0.1") as browser:
+        yield browser
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def context(attacker_browser) -> AsyncIterator:
-    context = await attacker_browser.new_context()
-    context.set_default_timeout(15_000)
-    try:
-        yield context
-    finally:
-        await context.close()
+    async with fresh_context(attacker_browser) as fresh:
+        yield fresh
 
 
 def page_url(stage: Stage, site: Site) -> str:
