@@ -146,14 +146,21 @@ def client_response_headers(
 # carry Origin: null (never allowed) or a cross-site Sec-Fetch-Site, and the gates refuse them.
 ISOLATION = ("Content-Security-Policy",
              "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads")
-# Types a browser renders as a document that can run script (HTML Standard §7.1 and SVG/XML).
-# A response without Content-Type carries nosniff (above), so it is not sniffed into HTML.
+# Types a browser renders as a document that can run script (HTML Standard §7.1, SVG, and every
+# XML type: an XML document runs the <html:script> elements in it).
 _DOCUMENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml",
                              "application/xml"})
 
 
 def _is_document(content_type: str | None) -> bool:
-    return content_type is not None and content_type.partition(";")[0].strip().lower() in _DOCUMENT_TYPES
+    """Whether the browser may render the response as a document. A missing or unparseable
+    Content-Type leaves the type to the browser: nosniff keeps Chromium from sniffing HTML, but
+    the sandbox must not depend on one browser's reading of the MIME Sniffing Standard."""
+    if content_type is None:
+        return True
+    essence = content_type.partition(";")[0].strip().lower()
+    kind, slash, subtype = essence.partition("/")
+    return not (kind and slash and subtype) or essence in _DOCUMENT_TYPES or subtype.endswith("+xml")
 
 
 def response_problem(status: int, headers: Headers) -> str | None:

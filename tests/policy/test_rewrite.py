@@ -6,6 +6,7 @@ import pytest
 
 from corsproxy.policy.rewrite import (
     HOP_BY_HOP,
+    ISOLATION,
     client_response_headers,
     domain_matches,
     foreign_cookie_domains,
@@ -240,12 +241,12 @@ def test_response_vary_merge(upstream, cors, expected) -> None:
 
 def test_response_vary_placed_at_first_upstream_vary() -> None:
     """The merged Vary sits where the first upstream Vary was; else it is appended before CORS headers."""
-    out = down([("Content-Type", "a"), ("Vary", "Accept"), ("ETag", "1"), ("Vary", "Cookie")])
-    assert out == [("Content-Type", "a"), ("Vary", "Accept, Cookie, Origin"), ("ETag", "1"),
+    out = down([("Content-Type", "text/plain"), ("Vary", "Accept"), ("ETag", "1"), ("Vary", "Cookie")])
+    assert out == [("Content-Type", "text/plain"), ("Vary", "Accept, Cookie, Origin"), ("ETag", "1"),
                    ("Access-Control-Allow-Origin", "http://localhost:3000"), NOSNIFF]
-    out = down([("Content-Type", "a")])
-    assert out == [("Content-Type", "a"), ("Vary", "Origin"), ("Access-Control-Allow-Origin", "http://localhost:3000"),
-                   NOSNIFF]
+    out = down([("Content-Type", "text/plain")])
+    assert out == [("Content-Type", "text/plain"), ("Vary", "Origin"),
+                   ("Access-Control-Allow-Origin", "http://localhost:3000"), NOSNIFF]
 
 
 def test_response_location_and_cookie_rewritten() -> None:
@@ -253,7 +254,7 @@ def test_response_location_and_cookie_rewritten() -> None:
     out = down([("Location", "https://api.example.com/v1/orders/7"),
                 ("Set-Cookie", "a=1; Domain=api.example.com; Path=/"), ("Set-Cookie", "b=2")], cors_headers=())
     assert out == [("Location", "http://localhost:8080/api/orders/7"), ("Set-Cookie", "a=1; Path=/"),
-                   ("Set-Cookie", "b=2"), NOSNIFF]
+                   ("Set-Cookie", "b=2"), NOSNIFF, ISOLATION]   # no Content-Type: sandboxed
 
 
 @pytest.mark.parametrize("sent", ["nosniff", "NoSniff"])
@@ -386,3 +387,26 @@ def test_foreign_cookie_dropped_from_the_response_and_named() -> None:
     headers = [("Set-Cookie", "ok=1; Domain=api.example.com"), ("Set-Cookie", "toss=1; Domain=evil.test")]
     assert values(down(headers, cors_headers=()), "Set-Cookie") == ["ok=1"]
     assert foreign_cookie_domains(headers, "api.example.com") == ["evil.test"]
+
+
+@pytest.mark.parametrize(("content_type", "sandboxed"), [
+    row("html", "text/html; charset=utf-8", True),
+    row("html-upper-case", "TEXT/HTML", True),
+    row("xhtml", "application/xhtml+xml", True),
+    row("svg", "image/svg+xml", True),
+    row("any-xml-type", "application/atom+xml", True),
+    row("missing", None, True),
+    row("no-subtype", "text/", True),
+    row("not-a-mime-type", "html", True),
+    row("empty", "", True),
+    row("json", "application/json", False),
+    row("javascript", "text/javascript", False),
+    row("image", "image/png", False),
+    row("plain-text", "text/plain", False),
+])
+def test_response_a_document_or_an_unknown_type_is_sandboxed(content_type: str | None, sandboxed: bool) -> None:
+    """The route-isolation sandbox covers every type a browser may render as a document,
+    including a missing or unparseable Content-Type the browser would sniff."""
+    sent = [] if content_type is None else [("Content-Type", content_type)]
+    assert (ISOLATION in down(sent)) is sandboxed
+    assert ISOLATION not in down(sent, make_route("/api", "https://api.example.com/v1", isolate=False))
