@@ -324,7 +324,7 @@ def format_intercept_table(loaded: Config) -> str:
     """The intercepted hosts, one row per listed path, under the route table."""
     intercept = loaded.intercept
     rows = [{"intercept": f"{entry.host}:{entry.port}", "path": route.prefix,
-             "allow_origins": ["*"] if route.cors.allow_any_origin else sorted(route.cors.allow_origins),
+             "allow_origins": config.policy_values(route.cors)["allow_origins"],
              "allow_credentials": route.cors.allow_credentials,
              "connect_to": ":".join(map(str, route.connect_to)) if route.connect_to else None,
              "source": str(entry.source)}

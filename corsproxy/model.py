@@ -56,12 +56,22 @@ class CorsPolicy:
     # cors key -> "file:line" of the line to change for that key (where it is set, or the
     # route/file line when it is left at its default).
     key_sources: tuple[tuple[str, str], ...] = ()
+    # (cors key, value as held above, its text as written) for each value read through ${VAR}:
+    # what any table, banner, warning or refusal shows instead of the value (it may be a secret).
+    written: tuple[tuple[str, object, str], ...] = ()
 
     def source_of(self, key: str) -> str:
         for name, where in self.key_sources:
             if name == key:
                 return where
         return "?"
+
+    def shown(self, key: str, value: object) -> object:
+        """`value` of `key` as it may be displayed: its ${VAR} text when it was read through one."""
+        for name, held, text in self.written:
+            if name == key and held == value:
+                return text
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,12 +132,18 @@ class Route:
     applies_cors: bool = True
     connect_to: tuple[str, int] | None = None     # dial here instead of upstream.host:port
     ca_file: str | None = None                    # absolute path: extra trust for the upstream
+    # (route key, its text as written) of each of prefix/strip_prefix/... read through ${VAR}.
+    written: tuple[tuple[str, str], ...] = ()
     # remove_headers + the set names, lower-case: what the client may not send up as it is.
     replaced_headers: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names = self.remove_headers | {name.lower() for name, _ in self.set_headers}
         object.__setattr__(self, "replaced_headers", names)
+
+    def shown(self, key: str) -> object:
+        """The route key's value as it may be displayed (its ${VAR} text when read through one)."""
+        return dict(self.written).get(key, getattr(self, key))
 
 
 @dataclass(frozen=True, slots=True)

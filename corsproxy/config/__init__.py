@@ -5,6 +5,6 @@ Bottom to top: `yamldoc` reads a file with a line for every node and interpolate
 Config; `risks` finds what is legal but unwise. Every problem is collected, never the first alone.
 """
 
-from corsproxy.config.loader import QUICK_HEADERS, QUICK_ORIGINS, from_flags, load, route_rows
+from corsproxy.config.loader import QUICK_HEADERS, QUICK_ORIGINS, from_flags, load, policy_values, route_rows
 
-__all__ = ["QUICK_HEADERS", "QUICK_ORIGINS", "from_flags", "load", "route_rows"]
+__all__ = ["QUICK_HEADERS", "QUICK_ORIGINS", "from_flags", "load", "policy_values", "route_rows"]

@@ -11,6 +11,7 @@ message, hint)` and `ConfigError` carries all of them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,7 +34,7 @@ from corsproxy.model import (
 )
 from corsproxy.policy.cors import ordered_methods
 from corsproxy.policy.intercept import host_routes
-from corsproxy.policy.origins import matches_any_origin
+from corsproxy.policy.origins import matches_any_origin, normalise_origin
 
 FLAGS_FILE = "<command line>"
 
@@ -134,13 +135,13 @@ def _route_row(route: Route) -> dict[str, Any]:
     cors = route.cors
     shown = policy_values(cors)
     return {
-        "prefix": route.prefix,
+        "prefix": route.shown("prefix"),
         "upstream": route.upstream.shown,
-        "strip_prefix": route.strip_prefix,
-        "change_origin": route.change_origin,
-        "timeout": route.timeout,
-        "verify_tls": route.verify_tls,
-        "isolate": route.isolate,
+        "strip_prefix": route.shown("strip_prefix"),
+        "change_origin": route.shown("change_origin"),
+        "timeout": route.shown("timeout"),
+        "verify_tls": route.shown("verify_tls"),
+        "isolate": route.shown("isolate"),
         "set_headers": [name for name, _ in route.set_headers],
         "remove_headers": sorted(route.remove_headers),
         "allow_origins": shown["allow_origins"],
@@ -154,9 +155,10 @@ def _route_row(route: Route) -> dict[str, Any]:
 
 
 def policy_values(policy: CorsPolicy) -> dict[str, Any]:
-    """Each cors key's effective value, as it would be written in YAML (JSON-ready)."""
+    """Each cors key's effective value, as it would be written in YAML (JSON-ready); a value
+    read through ${VAR} is shown as that ${VAR} text."""
     regex = policy.allow_origin_regex
-    return {
+    held = {
         "allow_origins": ["*"] if policy.allow_any_origin else sorted(policy.allow_origins),
         "allow_origin_regex": regex.pattern if regex is not None else None,
         "allow_methods": (["*"] if policy.allow_any_method else []) + list(ordered_methods(policy.allow_methods)),
@@ -166,6 +168,8 @@ def policy_values(policy: CorsPolicy) -> dict[str, Any]:
         "max_age": policy.max_age,
         "allow_private_network": policy.allow_private_network,
     }
+    return {key: [policy.shown(key, item) for item in value] if isinstance(value, list)
+            else policy.shown(key, value) for key, value in held.items()}
 
 
 # ---------------------------------------------------------------- cors blocks
@@ -179,6 +183,7 @@ class _Setting:
     path: PathKey
     where: str
     level: int
+    written: tuple[tuple[str, Any, str], ...] = ()   # CorsPolicy.written's entries for this key
 
 
 def _cors_settings(doc: Doc, path: PathKey, value: Any, level: int) -> dict[str, _Setting]:
@@ -187,8 +192,29 @@ def _cors_settings(doc: Doc, path: PathKey, value: Any, level: int) -> dict[str,
     for key, raw in block.items():
         fields = CORS_KEYS[key](doc, (*path, key), raw)
         if fields is not None:
-            settings[key] = _Setting(fields, (*path, key), doc.where((*path, key)), level)
+            written = _written_values(doc, (*path, key), raw, fields)
+            settings[key] = _Setting(fields, (*path, key), doc.where((*path, key)), level, written)
     return settings
+
+
+# How a cors key holds one item of its list (policy/origins.py serialises origins).
+_HELD_ITEM: dict[str, Callable[[str], str]] = {
+    "allow_origins": normalise_origin, "allow_methods": str.upper,
+    "allow_headers": str.lower, "expose_headers": str,
+}
+
+
+def _written_values(doc: Doc, path: PathKey, raw: Any, fields: dict[str, Any]) -> tuple[tuple[str, Any, str], ...]:
+    """(key, value as the policy holds it, text as written) for each of the key's ${VAR} values."""
+    key = path[-1]
+    found = []
+    for where, text in doc.written_under(path):
+        if where == path:                       # a flag or a number, read whole
+            found.append((key, fields.get(key), text))
+        elif key in _HELD_ITEM and (item := str(raw[where[len(path)]])) != "*":
+            with contextlib.suppress(ValueError):
+                found.append((key, _HELD_ITEM[key](item), text))
+    return tuple(found)
 
 
 def _policy(doc: Doc, settings: Mapping[str, _Setting], scope: str, fallback: str) -> CorsPolicy:
@@ -197,7 +223,8 @@ def _policy(doc: Doc, settings: Mapping[str, _Setting], scope: str, fallback: st
     for setting in settings.values():
         fields.update(setting.fields)
     sources = tuple((key, settings[key].where if key in settings else fallback) for key in CORS_KEYS)
-    policy = CorsPolicy(**fields, scope=scope, key_sources=sources)
+    written = tuple(entry for setting in settings.values() for entry in setting.written)
+    policy = CorsPolicy(**fields, scope=scope, key_sources=sources, written=written)
     _refuse_credentialed_wildcard(doc, policy, settings)
     return policy
 
@@ -259,11 +286,14 @@ def _route(doc: Doc, path: PathKey, value: Any, defaults: Mapping[str, _Setting]
                for key, check in ROUTE_OPTIONS.items() if key in entry}
     options.update(_request_headers(doc, (*path, "request_headers"), entry.get("request_headers")))
     own = _cors_settings(doc, (*path, "cors"), entry.get("cors"), level=2)
-    policy = _policy(doc, {**defaults, **own}, f"route {prefix or '?'}", doc.where(path))
+    written = tuple((where[-1], text) for where, text in doc.written_under(path)
+                    if len(where) == len(path) + 1 and where[-1] != "upstream")
+    scope = f"route {dict(written).get('prefix', prefix or '?')}"
+    policy = _policy(doc, {**defaults, **own}, scope, doc.where(path))
     if prefix is None or upstream is None or None in options.values():
         return None
     return Route(prefix=prefix, upstream=upstream, cors=policy,
-                 source=Source(doc.file, doc.line(path)), **options)
+                 source=Source(doc.file, doc.line(path)), written=written, **options)
 
 
 # ---------------------------------------------------------------- server

@@ -47,10 +47,11 @@ def _shadowed(routes: tuple[Route, ...]) -> list[str]:
         while (outer_prefix := outer_prefix.rpartition("/")[0]):
             outer = by_prefix.get(outer_prefix)
             if outer is not None and outer.source.file != inner.source.file:
+                prefix = inner.shown("prefix")
                 warnings.append(
-                    f"{inner.source}: prefix {inner.prefix} takes over {inner.prefix}/* from route "
-                    f"{outer.prefix} of {outer.source.file} ({outer.source}): those requests now go "
-                    f"to {inner.upstream.shown} instead of {outer.upstream.shown}; if that is not "
+                    f"{inner.source}: prefix {prefix} takes over {prefix}/* from route "
+                    f"{outer.shown('prefix')} of {outer.source.file} ({outer.source}): those requests "
+                    f"now go to {inner.upstream.shown} instead of {outer.upstream.shown}; if that is not "
                     "meant, change one of the two prefixes")
                 break
     return warnings
@@ -96,7 +97,7 @@ def _http_origin_with_credentials(route: Route) -> tuple[str, str] | None:
                    if origin.startswith("http://") and not loopback_origin(origin))
     if not plain:
         return None
-    shown = ", ".join(plain)
+    shown = ", ".join(str(policy.shown("allow_origins", origin)) for origin in plain)
     return (policy.source_of("allow_origins"),
             f"allow_origins has plain-http origin(s) {shown} with allow_credentials: true on "
             "{routes}, whose upstream is https: anyone on the network path to such a page can "
@@ -130,7 +131,7 @@ def _grouped(routes: tuple[Route, ...], check: RouteCheck) -> Iterator[str]:
     for route in routes:
         hit = check(route)
         if hit is not None:
-            found.setdefault(hit, []).append(route.prefix)
+            found.setdefault(hit, []).append(str(route.shown("prefix")))
     for (where, text), prefixes in found.items():
         names = ", ".join(prefixes)
         yield f"{where}: " + text.replace("{routes}", f"route{'s' if len(prefixes) > 1 else ''} {names}")

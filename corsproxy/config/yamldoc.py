@@ -50,6 +50,10 @@ class Doc:
         """The ${VAR} names this file reads, sorted."""
         return tuple(sorted({name[2:-1] for _, pairs in self.written.values() for _, name in pairs}))
 
+    def written_under(self, path: PathKey) -> list[tuple[PathKey, str]]:
+        """(path, text as written) of each string read through ${VAR} at `path` or below it."""
+        return [(where, text) for where, (text, _) in self.written.items() if where[:len(path)] == path]
+
     def line(self, path: PathKey) -> int:
         """The line of `path`, else of its nearest located parent, else line 1."""
         for end in range(len(path), 0, -1):

@@ -203,7 +203,7 @@ def event_json(record: Record, buffer: EventBuffer | None = None) -> dict:
         "path": record.path,
         "intercepted": record.intercepted,
         "origin": record.origin,
-        "route": record.route.prefix if record.route else None,
+        "route": record.route.shown("prefix") if record.route else None,
         "source": record.source,
         "status": record.status,
         "upstream_status": record.upstream_status,
@@ -322,8 +322,7 @@ def _cors_fixes(policy: CorsPolicy, facts: RequestFacts, route: Route | None) ->
     if origin is None:
         return ()    # refused for what it is, not for its origin: the reason says what to do
     if not cors.origin_allowed(policy, origin):
-        listed = sorted(policy.allow_origins)
-        return (_cors_fix(policy, route, "allow_origins", f"[{', '.join([*listed, origin])}]",
+        return (_cors_fix(policy, route, "allow_origins", _listed(policy, "allow_origins", [origin], sort=False),
                           f"allow the origin {origin}"),)
     if not facts.is_preflight:
         return ()
@@ -332,15 +331,13 @@ def _cors_fixes(policy: CorsPolicy, facts: RequestFacts, route: Route | None) ->
     method = (facts.request_method or "").upper()
     # A method the page wrote in lower case is the page's to fix (the reason says so).
     if _refuses(policy, bare) and method == facts.request_method:
-        methods = sorted(policy.allow_methods | {method})
-        fixes.append(_cors_fix(policy, route, "allow_methods", f"[{', '.join(methods)}]",
+        fixes.append(_cors_fix(policy, route, "allow_methods", _listed(policy, "allow_methods", [method]),
                                f"allow the method {method}"))
     simple = dataclasses.replace(bare, request_method="GET")
     refused = [name for name in facts.request_headers
                if _refuses(policy, dataclasses.replace(simple, request_headers=(name,)))]
     if refused:
-        names = sorted(policy.allow_headers | set(refused))
-        fixes.append(_cors_fix(policy, route, "allow_headers", f"[{', '.join(names)}]",
+        fixes.append(_cors_fix(policy, route, "allow_headers", _listed(policy, "allow_headers", refused),
                                f"allow the header{'s' if len(refused) > 1 else ''} {', '.join(refused)}"))
     if facts.request_private_network and not policy.allow_private_network:
         fixes.append(_cors_fix(policy, route, "allow_private_network", "true",
@@ -350,6 +347,13 @@ def _cors_fixes(policy: CorsPolicy, facts: RequestFacts, route: Route | None) ->
 
 def _refuses(policy: CorsPolicy, facts: RequestFacts) -> bool:
     return not cors.preflight(policy, facts).allowed
+
+
+def _listed(policy: CorsPolicy, key: str, added: list[str], *, sort: bool = True) -> str:
+    """The key's list with `added` in it, as YAML; a value read through ${VAR} stays ${VAR}."""
+    held: frozenset[str] = getattr(policy, key)
+    items = [str(policy.shown(key, item)) for item in sorted(held)] + [a for a in added if a not in held]
+    return f"[{', '.join(sorted(items) if sort else items)}]"
 
 
 def _cors_fix(policy: CorsPolicy, route: Route | None, key: str, value: str, why: str) -> ConfigFix:

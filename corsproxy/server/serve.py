@@ -124,7 +124,7 @@ def local_upstreams(config: Config) -> dict[tuple[str, int, str], list[str]]:
     for route in config.routes:
         upstream = route.upstream
         if loopback_host(upstream.host):
-            targets.setdefault((upstream.host, upstream.port, upstream.origin), []).append(route.prefix)
+            targets.setdefault((upstream.host, upstream.port, upstream.origin), []).append(str(route.shown("prefix")))
     return targets
 
 
@@ -203,7 +203,7 @@ def _log_banner(config: Config, url: str, bound: str, port: int) -> None:
     else:
         log.info("inspector off", why="server.inspector_size is 0")
     for route in config.routes:
-        log.info("route", prefix=route.prefix, upstream=route.upstream.shown, source=str(route.source),
+        log.info("route", prefix=route.shown("prefix"), upstream=route.upstream.shown, source=str(route.source),
                  **allows(route.cors))
     for warning in config.warnings:
         log.warning("config warning", why=warning)
@@ -219,5 +219,5 @@ def allows(policy: CorsPolicy) -> dict[str, str | bool]:
         "methods": "any" if policy.allow_any_method else ", ".join(shown["allow_methods"]),
         "headers": headers,
         "expose": ", ".join(shown["expose_headers"]) or "(none)",
-        "credentials": policy.allow_credentials,
+        "credentials": shown["allow_credentials"],
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -123,3 +124,12 @@ def test_a_refusal_names_the_key_to_change(facts: RequestFacts, keys: list[str])
     assert [f.key for f in fixes] == keys
     if keys == ["cors.allow_headers"]:
         assert fixes[0].yaml == "allow_headers: [content-type, x-b]" and fixes[0].source == "c.yaml:6"
+
+
+def test_a_fix_shows_a_listed_value_read_through_a_variable_as_the_variable() -> None:
+    """The YAML a fix suggests keeps ${PAGE} where the config read an origin through it."""
+    policy = dataclasses.replace(POLICY, written=(("allow_origins", "http://a", "${PAGE}"),))
+    facts = RequestFacts("GET", "http://b")
+    fixes = config_fixes(record(EventBuffer(5), decision="refused", facts=facts, policy=policy,
+                                route=make_route(), origin=facts.origin))
+    assert fixes[0].yaml == "allow_origins: [${PAGE}, http://b]"

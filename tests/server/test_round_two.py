@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 
 import aiohttp
@@ -284,3 +285,47 @@ async def test_secret_in_upstream_is_shown_as_its_variable(spawn, tmp_path) -> N
     assert failure["upstream"] == "http://127.0.0.1:9/bot${BOT_TOKEN}"
     for shown in (routes, json.dumps(failure), events, log, proxy.ready):
         assert secret not in shown
+
+
+EVERY_VALUE = """\
+cors:
+  allow_origins: ["${PAGE}", "https://app.example.com"]
+  allow_headers: ["${HEADER}"]
+  expose_headers: ["${EXPOSED}"]
+  max_age: ${AGE}
+  allow_credentials: ${CREDENTIALS}
+routes:
+  - prefix: "${PREFIX}"
+    upstream: "https://127.0.0.1:9/v1"
+    timeout: ${TIMEOUT}
+"""
+VALUES = {"PAGE": "http://preview-4a7c.test:8000", "HEADER": "x-secret-header-1f3e", "EXPOSED": "X-Exposed-9d2b",
+          "AGE": "4321", "CREDENTIALS": "true", "PREFIX": "/hidden-7c1a", "TIMEOUT": "17.5"}
+
+
+async def test_every_value_from_a_variable_is_shown_as_the_variable(spawn, tmp_path) -> None:
+    """check, the banner, its warnings and /__corsproxy/routes show ${VAR}, never what it holds."""
+    path = tmp_path / "every.yaml"
+    path.write_text(EVERY_VALUE)
+    env = {**VALUES, "PATH": ""}
+    check = subprocess.run([sys.executable, "-m", "corsproxy", "check", "-c", str(path)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60, env=env)
+    assert check.returncode == 0, check.stderr
+    proxy = await spawn("serve", "-c", str(path), "--port", "0", env=VALUES)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+        async with session.get(proxy.url + "/__corsproxy/routes") as response:
+            routes = await response.json()
+    assert await proxy.stop() == 0
+    banner = (await proxy.stderr.finished()).decode()
+    for shown in (check.stdout, banner, json.dumps(routes)):
+        for name, value in VALUES.items():
+            if name != "CREDENTIALS":   # "true" is also how a typed flag reads
+                assert value not in shown, (name, shown)
+    for name in VALUES:
+        assert "${" + name + "}" in check.stdout and "${" + name + "}" in json.dumps(routes), name
+    for name in ("PAGE", "HEADER", "EXPOSED", "PREFIX", "CREDENTIALS"):   # what the banner tells
+        assert "${" + name + "}" in banner, name
+    assert "plain-http origin(s) ${PAGE}" in check.stdout      # the warning names the variable too
+    row = routes["routes"][0]
+    assert row["allow_origins"] == ["${PAGE}", "https://app.example.com"]
+    assert row["cors"]["max_age"]["value"] == "${AGE}" and row["timeout"] == "${TIMEOUT}"
