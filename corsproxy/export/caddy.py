@@ -9,7 +9,15 @@ with a fresh response, so the same headers are set there again, per route. Path 
 
 from __future__ import annotations
 
-from corsproxy.export.gateway import Regex, Syntax, Table, policy_tables, request_tables, route_keys
+from corsproxy.export.gateway import (
+    Regex,
+    Syntax,
+    Table,
+    policy_tables,
+    refusal_sentence,
+    request_tables,
+    route_keys,
+)
 from corsproxy.export.plan import Deviation, Plan, PolicyPlan, RoutePlan
 
 TARGET = "caddy"
@@ -129,7 +137,7 @@ def route_handle(key: str, route: RoutePlan) -> list[str]:
 def _answers(v: str, cors: PolicyPlan) -> list[str]:
     return [*cors_headers(v), _vary(v),
             f"@{v}_forbidden vars {{{v}_state}} forbidden preflight-forbidden",
-            f"respond @{v}_forbidden {_quote(_refusal(cors))} 403",
+            f"respond @{v}_forbidden {_quote(refusal_sentence(cors))} 403",
             f"@{v}_preflight vars {{{v}_state}} preflight refused",
             f"respond @{v}_preflight 204"]
 
@@ -140,7 +148,7 @@ def unmatched_handle(cors: PolicyPlan | None) -> list[str]:
     if cors is not None:
         lines += _indent([*cors_headers("corsproxy_d"), _vary("corsproxy_d"),
                           "@corsproxy_d_forbidden vars {corsproxy_d_state} preflight-forbidden",
-                          f"respond @corsproxy_d_forbidden {_quote(_refusal(cors))} 403",
+                          f"respond @corsproxy_d_forbidden {_quote(refusal_sentence(cors))} 403",
                           "@corsproxy_d_preflight vars {corsproxy_d_state} preflight refused",
                           "respond @corsproxy_d_preflight 204"])
     lines += [f"{TAB}header Content-Type application/json",
@@ -200,11 +208,6 @@ def errors(plan: Plan) -> list[str]:
 
 def _paths(prefix: str) -> str:
     return "*" if prefix == "/" else f"{prefix} {prefix}/*"
-
-
-def _refusal(cors: PolicyPlan) -> str:
-    return (f"the origin of this request is not allowed by {cors.name} ({cors.policy.source_of('allow_origins')}); "
-            "add it to allow_origins to allow it")
 
 
 def _indent(lines) -> list[str]:

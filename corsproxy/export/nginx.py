@@ -19,11 +19,18 @@ from corsproxy.export.gateway import (
     Syntax,
     Table,
     policy_tables,
+    refusal_sentence,
     regex_literal,
     request_tables,
     route_keys,
 )
-from corsproxy.export.plan import UPSTREAM_CORS_HEADERS, Deviation, Plan, PolicyPlan, RoutePlan
+from corsproxy.export.plan import (
+    UPSTREAM_CORS_HEADERS,
+    Deviation,
+    Plan,
+    PolicyPlan,
+    RoutePlan,
+)
 from corsproxy.policy.routing import encode_path
 
 TARGET = "nginx"
@@ -208,8 +215,8 @@ def _location_match(prefix: str) -> str:
 
 
 def _refusal(cors: PolicyPlan) -> str:
-    return (f"the origin of this request is not allowed by {cors.name} ({cors.policy.source_of('allow_origins')}); "
-            "add it to allow_origins to allow it\n")
+    # `return 403 "..."` sends the text as it is: end the body with a newline, as corsproxy does.
+    return refusal_sentence(cors) + "\n"
 
 
 # --- helpers -------------------------------------------------------------------------------------
