@@ -10,7 +10,6 @@ host the PAC does not send to the proxy cannot be reached).
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -23,7 +22,7 @@ from aiohttp import web
 
 from corsproxy.commands.browser import INTERCEPT_LINE, chrome_flags
 from tests.browser.apps import Site, start_site
-from tests.browser.conftest import CHROMIUM_ARGS, READY, ROOT, START_TIMEOUT, chromium_executable
+from tests.browser.conftest import READY, ROOT, START_TIMEOUT, fresh_context, launched_chromium
 from tests.intercept_env import LISTED_PATH, THIRD_PARTY, ThirdParty, third_party_app, write_test_pki
 from tests.processes import stop_process
 
@@ -108,42 +107,28 @@ intercept:
     assert code == 0
 
 
-async def launch(intercept: Intercept, tmp_path_factory, *, pinned: bool = True):
-    """Chromium as `corsproxy browser` starts it (Playwright's launch is a fresh profile)."""
-    from playwright.async_api import async_playwright
-
+def intercept_flags(intercept: Intercept, *, pinned: bool = True) -> list[str]:
+    """Chromium's flags as `corsproxy browser` starts it (Playwright's launch is a fresh profile)."""
     flags = chrome_flags(intercept.listener, intercept.spki)
     if not pinned:
         flags = [flag for flag in flags if not flag.startswith("--ignore-certificate-errors-spki-list=")]
-    playwright = await async_playwright().start()
-    browser = await playwright.chromium.launch(
-        executable_path=chromium_executable(), headless=True, args=[*CHROMIUM_ARGS, *flags, NO_DNS],
-        env={**os.environ, "HOME": str(tmp_path_factory.mktemp("chromium-home"))})
-    return playwright, browser
+    return [*flags, NO_DNS]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser(intercept, tmp_path_factory):
-    playwright, browser = await launch(intercept, tmp_path_factory)
-    try:
-        yield browser
-    finally:
-        await browser.close()
-        await playwright.stop()
+    async with launched_chromium(tmp_path_factory, *intercept_flags(intercept)) as launched:
+        yield launched
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def page(browser, intercept):
-    context = await browser.new_context()
-    context.set_default_timeout(15_000)
-    page = await context.new_page()
-    await page.goto(intercept.page.url + "/")
-    intercept.party.methods.clear()
-    intercept.party.seen.clear()
-    try:
+    async with fresh_context(browser) as context:
+        page = await context.new_page()
+        await page.goto(intercept.page.url + "/")
+        intercept.party.methods.clear()
+        intercept.party.seen.clear()
         yield page
-    finally:
-        await context.close()
 
 
 FETCH = """async ([url, init]) => {
@@ -187,28 +172,21 @@ async def test_an_unlisted_host_is_never_proxied(page, intercept) -> None:
 
 async def test_a_foreign_origin_inside_the_tunnel_is_refused(browser, intercept) -> None:
     """A page on another origin (127.0.0.1, not listed) gets 403 in the tunnel; nothing is forwarded."""
-    context = await browser.new_context()
-    try:
+    async with fresh_context(browser) as context:
         page = await context.new_page()
         await page.goto(f"http://127.0.0.1:{intercept.page.port}/")
         intercept.party.methods.clear()
         result = await call(page, f"https://{THIRD_PARTY}{LISTED_PATH}/data")
-        assert not result["ok"]
-        assert sum(intercept.party.methods.values()) == 0
-        assert f"origin=http://127.0.0.1:{intercept.page.port}" in intercept.proxy_log()
-        assert "status=403" in intercept.proxy_log()
-    finally:
-        await context.close()
+    assert not result["ok"]
+    assert sum(intercept.party.methods.values()) == 0
+    assert f"origin=http://127.0.0.1:{intercept.page.port}" in intercept.proxy_log()
+    assert "status=403" in intercept.proxy_log()
 
 
 async def test_a_browser_without_the_spki_pin_gets_a_certificate_error(intercept, tmp_path_factory) -> None:
     """Only the pin makes Chromium trust the CA: nothing was added to any trust store."""
-    playwright, browser = await launch(intercept, tmp_path_factory, pinned=False)
-    try:
+    async with launched_chromium(tmp_path_factory, *intercept_flags(intercept, pinned=False)) as browser:
         page = await browser.new_page()
         with pytest.raises(Exception) as failed:
             await page.goto(f"https://{THIRD_PARTY}{LISTED_PATH}/data")
         assert "ERR_CERT_AUTHORITY_INVALID" in str(failed.value)
-    finally:
-        await browser.close()
-        await playwright.stop()
