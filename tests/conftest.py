@@ -15,10 +15,11 @@ from typing import TextIO
 
 import pytest
 import structlog
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import web
+from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 
 from corsproxy import config as config_module
-from corsproxy.server.app import build_app
+from corsproxy.server.app import ProxyRunner, build_app
 from tests.processes import Output, stop_process
 from tests.real_upstreams import httpbin, sse_upstream, stdlib_upstream, ws_upstream  # noqa: F401 (fixtures)
 from tests.upstream_app import RECEIVED, make_upstream
@@ -64,19 +65,30 @@ def received(upstream) -> list[dict]:
     return upstream.app[RECEIVED]
 
 
+class ProxyServer(BaseTestServer):
+    """The main port as `corsproxy serve` runs it (ProxyRunner: corsproxy's own dispatch on
+    aiohttp's low-level server, llhttp's limits, handler cancellation, the app's session), on a
+    free port of 127.0.0.1, for aiohttp_client. `app` is what the handler reads."""
+
+    def __init__(self, app: web.Application, **kwargs) -> None:
+        self.app = app
+        super().__init__(**kwargs)
+
+    async def _make_runner(self, **kwargs) -> ProxyRunner:
+        return ProxyRunner(self.app, **kwargs)
+
+
 ProxyFactory = Callable[..., Awaitable[TestClient]]
 
 
 @pytest.fixture
-def make_proxy(aiohttp_server, aiohttp_client, tmp_path: Path, upstream) -> ProxyFactory:
+def make_proxy(aiohttp_client, tmp_path: Path, upstream) -> ProxyFactory:
     """Start a real proxy from YAML text; `{upstream}` is replaced by the test API's URL."""
 
     async def start(yaml_text: str, **format_args: object) -> TestClient:
         path = tmp_path / "corsproxy.yaml"
         path.write_text(textwrap.dedent(yaml_text).format(upstream=f"http://127.0.0.1:{upstream.port}", **format_args))
-        app = build_app(config_module.load(path, env={"TOKEN": "s3cret"}))
-        server = await aiohttp_server(app)  # TestServer runs with handler_cancellation=True, as serve does
-        return await aiohttp_client(server)
+        return await aiohttp_client(ProxyServer(build_app(config_module.load(path, env={"TOKEN": "s3cret"}))))
 
     return start
 

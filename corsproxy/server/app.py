@@ -36,6 +36,9 @@ JSON = "application/json"
 HTTP_VERSIONS = frozenset({HttpVersion10, HttpVersion11})
 # An intercepted host's unlisted path: forwarded as it is, the CORS engine not asked.
 PASS_THROUGH = Decision(allowed=True, kind="pass-through")
+# llhttp's own limits, as aiohttp's RequestHandler arguments: longer header or request lines
+# are refused (4xx) by the parser before any gate runs.
+PARSER_LIMITS = {"max_field_size": 16 * 1024, "max_line_size": 16 * 1024}
 
 
 class Targets(Protocol):
@@ -154,21 +157,14 @@ class Trace:
 
 
 def build_app(config: Config) -> web.Application:
-    app = web.Application(middlewares=[_gates_first],
-                          handler_args={"max_field_size": 16 * 1024, "max_line_size": 16 * 1024})
+    """What the main port's handler reads (the State, the inspector's buffer, the session) and
+    the session's lifecycle (cleanup_ctx). It routes nothing: `ProxyRunner` serves it."""
+    app = web.Application()
     app[STATE] = StateHolder(State.of(config))
     app[COOKIES_SEEN] = set()
     app[inspector.INSPECTOR] = inspector.new_buffer(config)
     app.cleanup_ctx.append(_client_session)
     return app
-
-
-@web.middleware
-async def _gates_first(request: web.Request, handler) -> web.StreamResponse:
-    """Every request goes to `handle`, never to aiohttp's router: it would answer a target it
-    cannot route (CONNECT host:port, absolute-form, a decoded CR/LF in the path) with its own
-    404, before the Host guard and the request-target gate."""
-    return await handle(request)
 
 
 async def _client_session(app: web.Application):
@@ -177,10 +173,42 @@ async def _client_session(app: web.Application):
     await app[SESSION].close()
 
 
-async def handle(request: web.Request) -> web.StreamResponse:
-    """The main port: every request, against the route table of the config in force."""
-    state = request.app[STATE].current
-    return await respond(request, request.app, state, state)
+def low_level_server(app: web.Application) -> web.Server:
+    """aiohttp's low-level server with corsproxy's own dispatch: every request goes to `respond`.
+
+    The gates do all the routing, so the application layer (router, middleware chain, signals,
+    match info) would only add cost, about a third of a preflight's (issue #15). llhttp and its
+    framing checks are the same: they live in the RequestHandler both layers use.
+    handler_cancellation: a client that goes away cancels its handler, which closes the
+    upstream request too (an idle SSE stream must not keep its upstream open forever).
+    """
+    async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
+        state = app[STATE].current
+        return await respond(request, app, state, state)
+
+    return web.Server(dispatch, handler_cancellation=True, access_log=None, **PARSER_LIMITS)
+
+
+class ProxyRunner(web.ServerRunner):
+    """The runner of the main port, for TCPSite (serve) and for tests alike: the app's start-up
+    and clean-up (its session) around the low-level server's, in that order."""
+
+    def __init__(self, app: web.Application, **kwargs) -> None:
+        super().__init__(low_level_server(app), **kwargs)
+        self.app = app
+
+    async def setup(self) -> None:
+        # As AppRunner does: the start-up hooks may still store what they make (the session).
+        self.app.on_startup.freeze()
+        await self.app.startup()
+        self.app.freeze()
+        await super().setup()
+
+    async def cleanup(self) -> None:
+        try:
+            await super().cleanup()
+        finally:
+            await self.app.cleanup()
 
 
 async def respond(request: web.BaseRequest, app: web.Application, state: State,
@@ -190,7 +218,7 @@ async def respond(request: web.BaseRequest, app: web.Application, state: State,
     started = time.perf_counter()
     trace = Trace(intercepted=targets.intercepted)
     try:
-        response = await _answer(request, state, targets, app[SESSION], trace)
+        response = await _answer(request, app, state, targets, trace)
     except RequestRejected as exc:
         trace.decision, trace.reasons = "rejected", (exc.reason,)
         response = _text(exc.status, exc.reason)
@@ -223,8 +251,8 @@ def _doctor_cookies(app: web.Application, response: web.StreamResponse,
     return findings
 
 
-async def _answer(request: web.BaseRequest, state: State, targets: Targets,
-                  session: aiohttp.ClientSession, trace: Trace) -> web.StreamResponse:
+async def _answer(request: web.BaseRequest, app: web.Application, state: State, targets: Targets,
+                  trace: Trace) -> web.StreamResponse:
     if (problem := _framing_problem(request)) is not None:
         raise RequestRejected(problem, 400)
     host = request.headers.get("Host")
@@ -236,7 +264,7 @@ async def _answer(request: web.BaseRequest, state: State, targets: Targets,
     path, _, query = target.partition("?")
     if targets.builtins and (path == BUILTIN_PREFIX or path.startswith(BUILTIN_PREFIX + "/")):
         trace.decision = "builtin"
-        return _builtin(request, state, path)
+        return _builtin(request, app, state, path)
     match = targets.resolve(path)
     facts = _facts(request, host)
     policy = match.route.cors if match else targets.policy_for_unmatched(facts.origin)
@@ -258,6 +286,7 @@ async def _answer(request: web.BaseRequest, state: State, targets: Targets,
         return _text(403, "\n".join(decision.reasons), decision.headers)
     leg = upstream.Leg(match, query, decision.headers, facts.proxy_origin or "", state.config.server,
                        targets.trust(match.route))
+    session = app[SESSION]
     try:
         if websocket.is_upgrade(request):
             outcome = await websocket.relay(request, session, leg)
@@ -322,9 +351,9 @@ def _preflight_response(decision: Decision, trace: Trace) -> web.Response:
     return _text(decision.status or 403, "\n".join(decision.reasons), decision.headers)
 
 
-def _builtin(request: web.BaseRequest, state: State, path: str) -> web.Response:
+def _builtin(request: web.BaseRequest, app: web.Application, state: State, path: str) -> web.Response:
     if path in inspector.PAGE_PATHS or path == inspector.EVENTS_PATH:
-        return inspector.answer(request, state.config, path)
+        return inspector.answer(request, app, state.config, path)
     if request.method not in ("GET", "HEAD"):
         return _text(405, f"{path} answers GET only", (("Allow", "GET, HEAD"),))
     if path == f"{BUILTIN_PREFIX}/health":

@@ -88,16 +88,16 @@ def record(request: web.BaseRequest, app: web.Application, response: web.StreamR
 # --- the built-ins ------------------------------------------------------------------------------
 
 
-def answer(request: web.Request, config: Config, path: str) -> web.Response:
+def answer(request: web.BaseRequest, app: web.Application, config: Config, path: str) -> web.Response:
     """The page, the events, or clearing them (DELETE, same-origin only)."""
     if path == EVENTS_PATH and request.method == "DELETE":
-        return _clear(request)
+        return _clear(request, app[INSPECTOR])
     if request.method not in ("GET", "HEAD"):
         allow = "GET, HEAD, DELETE" if path == EVENTS_PATH else "GET, HEAD"
         return web.Response(status=405, text=f"{path} answers {allow} only\n",
                             headers={**_COMMON_HEADERS, "Allow": allow})
     if path == EVENTS_PATH:
-        return _events(request, config)
+        return _events(request, app[INSPECTOR], config)
     return web.Response(status=200, body=PAGE.body, content_type="text/html", charset="utf-8",
                         headers={**_COMMON_HEADERS, "Content-Security-Policy": PAGE.csp,
                                  "X-Frame-Options": "DENY"})
@@ -117,12 +117,11 @@ def _with_snippets(event: dict) -> dict:
     return event
 
 
-def _events(request: web.Request, config: Config) -> web.Response:
+def _events(request: web.BaseRequest, buffer: EventBuffer, config: Config) -> web.Response:
     text = request.query.get("after", "0")
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
         return web.Response(status=400, text=f"after={text[:40]!r}: expected an event id (a whole number)\n",
                             headers=_COMMON_HEADERS)
-    buffer = request.app[INSPECTOR]
     server = config.server
     payload = {
         "events": [_with_snippets(event_json(record, buffer)) for record in buffer.after(int(text))],
@@ -135,7 +134,7 @@ def _events(request: web.Request, config: Config) -> web.Response:
                         headers=_COMMON_HEADERS)
 
 
-def _clear(request: web.Request) -> web.Response:
+def _clear(request: web.BaseRequest, buffer: EventBuffer) -> web.Response:
     """Only the inspector page itself may clear: a cross-site DELETE is preflighted (and the
     built-ins never answer a preflight with Access-Control-Allow-*), and the Origin is checked
     again here in case a browser sent it anyway."""
@@ -144,7 +143,7 @@ def _clear(request: web.Request) -> web.Response:
     if origin is not None and origin != own or request.headers.get("Sec-Fetch-Site", "same-origin") != "same-origin":
         return web.Response(status=403, text="only the inspector page may clear its events\n",
                             headers=_COMMON_HEADERS)
-    request.app[INSPECTOR].clear()
+    buffer.clear()
     return web.Response(status=204, headers=_COMMON_HEADERS)
 
 

@@ -32,14 +32,13 @@ from aiohttp import web
 from corsproxy.model import InterceptSettings
 from corsproxy.policy import origins
 from corsproxy.policy.intercept import connect_refusal, connect_target
-from corsproxy.server.app import STATE, State, respond
+from corsproxy.server.app import PARSER_LIMITS, STATE, State, respond
 from corsproxy.server.logs import get_logger
 
 MAX_HEAD = 16 * 1024
 HANDSHAKE_TIMEOUT = 10.0
 LOOPBACK_HOSTS = (("localhost", None), ("127.0.0.1", None), ("::1", None))
 PAC_TYPE = "application/x-ns-proxy-autoconfig"
-HANDLER_ARGS = {"max_field_size": 16 * 1024, "max_line_size": 16 * 1024}
 
 
 def _refusal(status: int, reason: str) -> bytes:
@@ -142,7 +141,7 @@ class Listener:
     _tasks: set[asyncio.Task] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.plain = web.Server(self._answer_plain, access_log=None, **HANDLER_ARGS)
+        self.plain = web.Server(self._answer_plain, access_log=None, **PARSER_LIMITS)
 
     def state(self) -> State:
         return self.app[STATE].current
@@ -201,7 +200,7 @@ class Listener:
             async def answer(request: web.BaseRequest) -> web.StreamResponse:
                 return await self._answer_tunnel(request, host, port)
             server = self._tunnels[(host, port)] = web.Server(
-                answer, access_log=None, handler_cancellation=True, **HANDLER_ARGS)
+                answer, access_log=None, handler_cancellation=True, **PARSER_LIMITS)
         return server
 
     async def _answer_tunnel(self, request: web.BaseRequest, host: str, port: int) -> web.StreamResponse:

@@ -14,8 +14,8 @@ from corsproxy.config.loader import policy_values
 from corsproxy.model import Config, CorsPolicy, ServerSettings
 from corsproxy.policy.origins import loopback_host, page_host, same_host_advice
 from corsproxy.server import logs
+from corsproxy.server.app import STATE, ProxyRunner, build_app
 from corsproxy.server.logs import cannot_listen, display_url
-from corsproxy.server.app import STATE, build_app
 from corsproxy.server.ca import StoreError
 from corsproxy.server.listener import Listener
 from corsproxy.server.logs import get_logger
@@ -53,9 +53,7 @@ async def serve(config: Config, *, grace: float, source: ConfigSource | None,
     except StoreError as exc:
         print(logs.error_line(str(exc)), file=sys.stderr)
         return 2
-    # handler_cancellation: a client that goes away cancels its handler, which closes the
-    # upstream request too (an idle SSE stream must not keep its upstream open forever).
-    runner = web.AppRunner(app, shutdown_timeout=grace, handler_cancellation=True, access_log=None)
+    runner = ProxyRunner(app, shutdown_timeout=grace)
     await runner.setup()
     server = config.server
     try:

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from corsproxy import config as config_module
 from corsproxy.server.app import STATE, build_app
 from corsproxy.server.reload import ConfigSource, Reloader, changes
+from tests.conftest import ProxyServer
 from tests.upstream_app import ARRIVED, RELEASE
 
 ORIGIN = "http://localhost:3000"
@@ -38,24 +39,24 @@ async def eventually(check, *, timeout: float = 10.0) -> None:
     raise AssertionError(f"condition not reached within {timeout:g} s")
 
 
-async def watch(directory: Path, aiohttp_server, aiohttp_client, *, after_first_load=lambda: None):
+async def watch(directory: Path, aiohttp_client, *, after_first_load=lambda: None):
     """Serve the config in `directory` with a watcher polling every 50 ms, as serve does: the
     source's baseline is taken before the first load, the watcher starts after it."""
     source = ConfigSource.at(directory, lambda: config_module.load(directory))
     app = build_app(source.load())
     after_first_load()
-    client: TestClient = await aiohttp_client(await aiohttp_server(app))
+    client: TestClient = await aiohttp_client(ProxyServer(app))
     reloader = Reloader(app[STATE], source)
     return client, reloader, asyncio.create_task(reloader.watch(interval=0.05))
 
 
 @pytest.fixture
-async def live(aiohttp_server, aiohttp_client, tmp_path, upstream):
+async def live(aiohttp_client, tmp_path, upstream):
     """A proxy on config dir tmp_path/config, watched."""
     directory = tmp_path / "config"
     directory.mkdir()
     (directory / "orders.yaml").write_text(team_file(upstream.port))
-    client, reloader, watcher = await watch(directory, aiohttp_server, aiohttp_client)
+    client, reloader, watcher = await watch(directory, aiohttp_client)
     yield client, directory, reloader
     watcher.cancel()
 
@@ -73,14 +74,14 @@ async def test_adding_a_team_file_adds_its_routes(live, upstream):
     await eventually(lambda: _is(client, "/billing/x", 200))
 
 
-async def test_a_file_written_while_starting_is_not_missed(aiohttp_server, aiohttp_client, tmp_path, upstream):
+async def test_a_file_written_while_starting_is_not_missed(aiohttp_client, tmp_path, upstream):
     """A file written after the first load, before the watcher's first look (a script that
     edits the config as soon as the ready line appears), is still reloaded."""
     directory = tmp_path / "config"
     directory.mkdir()
     (directory / "orders.yaml").write_text(team_file(upstream.port))
     client, _, watcher = await watch(
-        directory, aiohttp_server, aiohttp_client,
+        directory, aiohttp_client,
         after_first_load=lambda: (directory / "billing.yaml").write_text(team_file(upstream.port, "/billing")))
     try:
         await eventually(lambda: _is(client, "/billing/x", 200))
