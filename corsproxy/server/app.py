@@ -284,6 +284,9 @@ async def _answer(request: web.BaseRequest, app: web.Application, state: State, 
         return _json(404, targets.no_route(path), decision.headers)
     if not decision.allowed:
         return _text(403, "\n".join(decision.reasons), decision.headers)
+    if "Expect" in request.headers and (refusal := await _expectation(request)) is not None:
+        trace.decision, trace.reasons = "rejected", (refusal,)
+        return _text(417, refusal, decision.headers)
     leg = upstream.Leg(match, query, decision.headers, facts.proxy_origin or "", state.config.server,
                        targets.trust(match.route))
     session = app[SESSION]
@@ -324,6 +327,20 @@ def _target_problem(method: str, target: str) -> str | None:
         return (f"request target {target[:200]!r} is not served: corsproxy forwards only to the "
                 "upstreams of its config, never to an address named in the request"
                 + (" (CONNECT: this port is not an HTTP proxy)" if method == "CONNECT" else ""))
+    return None
+
+
+async def _expectation(request: web.BaseRequest) -> str | None:
+    """Answer `Expect: 100-continue` once every gate has said yes, so the client sends the body
+    only for a request that will be forwarded (RFC 9110 §10.1.1; aiohttp's router did this
+    before any gate). Another expectation is refused (417): the reason, else None."""
+    expect = request.headers["Expect"]
+    if request.version != HttpVersion11:
+        return None  # HTTP/1.0 has no Expect: the field is ignored (RFC 9110 §10.1.1)
+    if expect.lower() != "100-continue":
+        return f"Expect: {expect[:100]!r} is not an expectation corsproxy meets; only 100-continue is"
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the response itself has not started
     return None
 
 
