@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from corsproxy import config as config_module
-from corsproxy.server.app import STATE, build_app
+from corsproxy.server.app import STATE, ProxyRunner, build_app
 from corsproxy.server.listener import Listener
 
 THIRD_PARTY = "api.thirdparty.test"
@@ -124,7 +124,7 @@ def intercept_yaml(party: ThirdParty, extra_hosts: str = "", listen: str = "127.
 @dataclass
 class Proxy:
     app: web.Application
-    runner: web.AppRunner
+    runner: ProxyRunner
     listener: Listener
     port: int          # the main port
     listen_port: int   # the intercept listener
@@ -149,7 +149,7 @@ class Proxy:
 
 async def start_proxy(config_file: Path) -> Proxy:
     app = build_app(config_module.load(config_file))
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = ProxyRunner(app, shutdown_timeout=1.0)   # the main port as serve runs it
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
