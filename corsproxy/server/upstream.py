@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import ssl
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -38,11 +37,6 @@ CHUNK_SIZE = 256 * 1024
 # Headers aiohttp's server adds when a response lacks them; a transparent proxy must not.
 INVENTED = ("Content-Type", "Server", "Date")
 
-# Set by websocket.relay while its handshake is in flight: aiohttp's ws_connect drops the body
-# of an upstream's refusal, so the trace hook hands the response to this callback first.
-HANDSHAKE_REFUSED: contextvars.ContextVar[Callable[[aiohttp.ClientResponse], Awaitable[None]] | None] = (
-    contextvars.ContextVar("handshake_refused", default=None))
-
 
 @dataclass(frozen=True, slots=True)
 class Leg:
@@ -60,30 +54,43 @@ class Leg:
         return self.match.route
 
 
+def _session_options() -> dict[str, Any]:
+    return {
+        # A dev proxy must not keep a cookie jar: cookies belong to the browser.
+        "cookie_jar": aiohttp.DummyCookieJar(),
+        # Bytes pass through as the upstream sent them: no decompression, no added headers.
+        "auto_decompress": False,
+        "skip_auto_headers": ("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        "timeout": aiohttp.ClientTimeout(total=None),
+        "read_bufsize": CHUNK_SIZE,
+    }
+
+
 def new_session() -> aiohttp.ClientSession:
     """The one pooled session: keep-alive to every upstream, nothing added or decoded."""
     headerbytes.install()
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60, enable_cleanup_closed=True)
+    return aiohttp.ClientSession(connector=connector, **_session_options())
+
+
+def handshake_session(session: aiohttp.ClientSession,
+                      refused: Callable[[aiohttp.ClientResponse], Awaitable[None]]) -> aiohttp.ClientSession:
+    """A session for one WebSocket handshake, on the pooled session's connector.
+
+    aiohttp's ws_connect drops the body of an upstream's refusal, so a trace hook hands any
+    answer but 101 to `refused` first. A trace config makes every request of its session build
+    trace objects: only handshakes pay for it, not the plain requests of the pooled session.
+    Closing it leaves the connector (and the WebSocket it opened) alone.
+    """
+    async def on_response_head(_session: Any, _context: Any, params: Any) -> None:
+        if params.response.status != 101:
+            await refused(params.response)
+
     trace = aiohttp.TraceConfig()
-    trace.on_request_end.append(_on_response_head)
-    trace.on_request_redirect.append(_on_response_head)
-    return aiohttp.ClientSession(
-        connector=connector,
-        # A dev proxy must not keep a cookie jar: cookies belong to the browser.
-        cookie_jar=aiohttp.DummyCookieJar(),
-        # Bytes pass through as the upstream sent them: no decompression, no added headers.
-        auto_decompress=False,
-        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-        timeout=aiohttp.ClientTimeout(total=None),
-        read_bufsize=CHUNK_SIZE,
-        trace_configs=[trace],
-    )
-
-
-async def _on_response_head(_session: Any, _context: Any, params: Any) -> None:
-    refused = HANDSHAKE_REFUSED.get()
-    if refused is not None and params.response.status != 101:
-        await refused(params.response)
+    trace.on_request_end.append(on_response_head)
+    trace.on_request_redirect.append(on_response_head)
+    return aiohttp.ClientSession(connector=session.connector, connector_owner=False, trace_configs=[trace],
+                                 **_session_options())
 
 
 def head_limits(server: ServerSettings) -> dict[str, int]:

@@ -18,8 +18,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from multidict import CIMultiDict
 
 from corsproxy.server.upstream import (
-    HANDSHAKE_REFUSED,
     Leg,
+    handshake_session,
     Outcome,
     request_headers,
     send_response,
@@ -62,15 +62,12 @@ async def relay(request: web.Request, session: aiohttp.ClientSession, leg: Leg) 
                     deadline.reschedule(None)   # the refusal's body streams as long as it streams
                     raise _Refused(await send_response(request, response, leg))
 
-                token = HANDSHAKE_REFUSED.set(refused)
-                try:
-                    upstream = await session.ws_connect(
+                async with handshake_session(session, refused) as handshake:
+                    upstream = await handshake.ws_connect(
                         aiohttp.client.URL(url, encoded=True),
                         headers=CIMultiDict(headers), protocols=protocols, **tls_options(route, leg.trust),
                         autoclose=False, autoping=False, max_msg_size=limit,
                     )
-                finally:
-                    HANDSHAKE_REFUSED.reset(token)
     except _Refused as refusal:
         return refusal.outcome
     async with upstream:
