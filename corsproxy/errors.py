@@ -2,6 +2,7 @@
 
     CorsproxyError
     ├── ConfigError          one or more config problems; exit 2, never a traceback
+    ├── StoreError           the intercept CA cannot be made, read or used; said, never a traceback
     ├── RequestRejected      a request the proxy refuses to forward (status 4xx)
     │   └── PathEscape       the decoded path leaves its prefix or is malformed (400)
     └── UpstreamError        the upstream could not answer (status 5xx, JSON body)
@@ -42,6 +43,10 @@ class ConfigError(CorsproxyError):
     def __init__(self, problems: list[ConfigProblem]) -> None:
         self.problems = tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class StoreError(CorsproxyError):
+    """The intercept CA cannot be made, read or used; the message says what to do."""
 
 
 class RequestRejected(CorsproxyError):

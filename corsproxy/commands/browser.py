@@ -25,7 +25,8 @@ import urllib.request
 from pathlib import Path
 
 from corsproxy.model import Config
-from corsproxy.server.ca import spki_sha256
+from corsproxy.errors import StoreError
+from corsproxy.server.intercept import load_ca
 from corsproxy.server.serve import display_url
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -66,6 +67,9 @@ def run_flags(args: argparse.Namespace, config: Config | None, _path: Path | Non
     url = url.rstrip("/")
     try:
         spki = fetch_spki(url)
+    except StoreError as exc:
+        print(f"corsproxy chrome-flags: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except (OSError, ValueError) as exc:
         print(f"corsproxy chrome-flags: cannot read {url}/ca.pem ({exc}); is `corsproxy serve` running "
               "with an intercept block?", file=sys.stderr)
@@ -77,11 +81,10 @@ def run_flags(args: argparse.Namespace, config: Config | None, _path: Path | Non
 
 
 def fetch_spki(listener_url: str, timeout: float = 5.0) -> str:
-    from cryptography import x509
-
+    ca = load_ca()
     request = urllib.request.Request(f"{listener_url}/ca.pem", headers={"Host": "localhost"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        return spki_sha256(x509.load_pem_x509_certificate(response.read(64 * 1024)))
+        return ca.spki_sha256(ca.x509.load_pem_x509_certificate(response.read(64 * 1024)))
 
 
 def _listen_url(config: Config) -> str | None:

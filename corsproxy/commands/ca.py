@@ -12,9 +12,14 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from corsproxy.errors import StoreError
 from corsproxy.model import Config
-from corsproxy.server.ca import Store, StoreError, permits, permitted_names
+from corsproxy.server.intercept import load_ca
+
+if TYPE_CHECKING:
+    from corsproxy.server.ca import Store
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -26,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config | None, path: Path | None) -> int:
-    store = Store.for_user()
     try:
+        store = load_ca().Store.for_user()
         if args.action == "init":
             return _init(store, config, path)
         if args.action == "show":
@@ -57,7 +62,7 @@ def _show(store: Store, config: Config | None) -> int:
     authority = store.load()
     print(f"directory: {store.directory}")
     print(f"certificate: {store.cert_file}")
-    print(f"permits: {', '.join(permitted_names(authority.cert)) or '(nothing)'}")
+    print(f"permits: {', '.join(load_ca().permitted_names(authority.cert)) or '(nothing)'}")
     print(f"expires: {authority.cert.not_valid_after_utc:%Y-%m-%d}")
     print(f"CA SPKI sha256: {authority.spki}")
     for warning in store_warnings(config, store):
@@ -70,15 +75,16 @@ def store_warnings(config: Config | None, store: Store | None = None) -> list[st
     intercept = config.intercept if config else None
     if intercept is None or intercept.ca != "persistent":
         return []
-    store = store or Store.for_user()
     try:
+        ca = load_ca()
+        store = store or ca.Store.for_user()
         cert = store.load().cert
     except StoreError as exc:
         return [f"{intercept.source}: intercept.ca is persistent, but {exc}"]
     return [f"{entry.source}: the persistent CA in {store.directory} does not permit {entry.host}, so its "
             "certificate would break the CA's name constraints; run 'corsproxy ca remove' and "
             "'corsproxy ca init -c PATH' to make one for this config's hosts"
-            for entry in intercept.hosts if not permits(cert, entry.host)]
+            for entry in intercept.hosts if not ca.permits(cert, entry.host)]
 
 
 def project_roots(config_path: Path | None) -> list[Path]:

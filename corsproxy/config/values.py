@@ -13,9 +13,8 @@ import re
 import ssl
 import urllib.parse
 from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Any
-
-import re2
 
 from corsproxy.config.yamldoc import Doc, PathKey, show
 from corsproxy.model import BUILTIN_PREFIX, Upstream
@@ -129,9 +128,6 @@ def _cors_origins(doc: Doc, path: PathKey, value: Any) -> dict[str, Any] | None:
     return {"allow_origins": frozenset(origins), "allow_any_origin": False}
 
 
-# RE2 reports a bad pattern through its exception; without this it also logs it to stderr.
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False
 REGEX_EXAMPLE = r"e.g. '^https://[a-z0-9-]+\.preview\.example\.com$'"
 
 
@@ -145,7 +141,14 @@ def _cors_regex(doc: Doc, path: PathKey, value: Any) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
-        return {"allow_origin_regex": re2.compile(text, _RE2_OPTIONS)}
+        re2, options = _re2()
+    except ImportError as exc:
+        doc.add(path, f"the regex needs the 'google-re2' package, which does not import ({exc})",
+                "reinstall corsproxy with its dependencies (pip install corsproxy), or list the origins "
+                "in allow_origins instead")
+        return None
+    try:
+        return {"allow_origin_regex": re2.compile(text, options)}
     except re2.error as exc:
         problem = _re2_message(exc)
     if _python_only(text):
@@ -159,7 +162,19 @@ def _cors_regex(doc: Doc, path: PathKey, value: Any) -> dict[str, Any] | None:
     return None
 
 
-def _re2_message(exc: re2.error) -> str:
+@cache
+def _re2() -> tuple[Any, Any]:
+    """google-re2 and its options, imported when a config first has a regex: the module and
+    the C++ runtime it loads are ~2.5 MiB of memory that a config without one does not pay."""
+    import re2
+
+    options = re2.Options()
+    # RE2 reports a bad pattern through its exception; without this it also logs it to stderr.
+    options.log_errors = False
+    return re2, options
+
+
+def _re2_message(exc: Exception) -> str:
     first = exc.args[0] if exc.args else ""
     return first.decode(errors="replace") if isinstance(first, bytes) else str(first)
 

@@ -80,7 +80,7 @@ class State:
     @classmethod
     def of(cls, config: Config, previous: State | None = None) -> State:
         """`previous` (on reload) lends its intercept CA when the host names are unchanged.
-        Raises ca.StoreError when the config wants a persistent CA that cannot be used."""
+        Raises StoreError when the config wants a persistent CA that cannot be used."""
         rows = config_module.route_rows(config)
         policies = tuple(d.cors for d in config.defaults) or (CorsPolicy(scope="no config file"),)
         intercept = None

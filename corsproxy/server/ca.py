@@ -32,15 +32,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from corsproxy.errors import StoreError
 from corsproxy.policy.intercept import CA_COMMON_NAME, CA_DAYS, EXCLUDED_IP_RANGES, LEAF_DAYS, sni_matches
 
 CERT_FILE, KEY_FILE = "ca.pem", "ca-key.pem"
 # Leaves are issued a little in the past so a clock a minute behind does not refuse them.
 BACKDATE = datetime.timedelta(minutes=5)
-
-
-class StoreError(Exception):
-    """The persistent CA cannot be made, read or used; the message says what to do."""
 
 
 def _now() -> datetime.datetime:

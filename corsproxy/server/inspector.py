@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import time
+from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -98,8 +99,9 @@ def answer(request: web.BaseRequest, app: web.Application, config: Config, path:
                             headers={**_COMMON_HEADERS, "Allow": allow})
     if path == EVENTS_PATH:
         return _events(request, app[INSPECTOR], config)
-    return web.Response(status=200, body=PAGE.body, content_type="text/html", charset="utf-8",
-                        headers={**_COMMON_HEADERS, "Content-Security-Policy": PAGE.csp,
+    page = _page()
+    return web.Response(status=200, body=page.body, content_type="text/html", charset="utf-8",
+                        headers={**_COMMON_HEADERS, "Content-Security-Policy": page.csp,
                                  "X-Frame-Options": "DENY"})
 
 
@@ -170,4 +172,7 @@ def _sha256(text: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
 
 
-PAGE = _Page()
+@cache
+def _page() -> _Page:
+    """Built when first asked for: a proxy whose inspector nobody opens never holds it."""
+    return _Page()

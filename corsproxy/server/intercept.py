@@ -11,11 +11,28 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING
 
+from corsproxy.errors import StoreError
 from corsproxy.model import CorsPolicy, InterceptHost, InterceptSettings, Route
 from corsproxy.policy import routing
 from corsproxy.policy.intercept import pac_script, tunnel_host_matches
-from corsproxy.server.ca import Authority, Store
+
+if TYPE_CHECKING:
+    from corsproxy.server.ca import Authority
+
+
+def load_ca() -> ModuleType:
+    """server/ca.py, imported when a CA is first needed: `cryptography` is ~8 MiB of a proxy's
+    memory, which a config without an intercept block does not pay. StoreError (a message,
+    never a traceback) when it does not import."""
+    try:
+        from corsproxy.server import ca
+    except ImportError as exc:
+        raise StoreError(f"the intercept CA needs the 'cryptography' package, which does not import ({exc}); "
+                         "reinstall corsproxy with its dependencies (pip install corsproxy)") from exc
+    return ca
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +89,14 @@ class InterceptState:
         """A persistent CA is read from the user's store (StoreError when it cannot be); an
         ephemeral one is made anew only when the host names change, because its name
         constraints list them (a browser pinned to the old SPKI must then be restarted)."""
+        ca = load_ca()
         if settings.ca == "persistent":
-            authority = Store.for_user().load()
+            authority = ca.Store.for_user().load()
         elif previous is not None and previous.authority.origin == "ephemeral" \
                 and previous.settings.names == settings.names:
             authority = previous.authority
         else:
-            authority = Authority.ephemeral(settings.names)
+            authority = ca.Authority.ephemeral(settings.names)
         tunnels = {(entry.host, entry.port): TunnelTargets.of(entry) for entry in settings.hosts}
         return cls(settings, authority, tunnels)
 

@@ -18,10 +18,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from corsproxy.config.yamldoc import YAML_SUFFIXES
-from corsproxy.errors import ConfigError
+from corsproxy.errors import ConfigError, StoreError
 from corsproxy.model import Config, ServerSettings
 from corsproxy.server.app import State, StateHolder
-from corsproxy.server.ca import StoreError
 from corsproxy.server.logs import cannot_listen, get_logger
 
 POLL_SECONDS = 0.5

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from aiohttp import web
 
 from corsproxy.config.loader import policy_values
+from corsproxy.errors import StoreError
 from corsproxy.model import Config, CorsPolicy, ServerSettings
 from corsproxy.policy.origins import loopback_host, page_host, same_host_advice
 from corsproxy.server import logs
 from corsproxy.server.app import STATE, ProxyRunner, build_app
 from corsproxy.server.logs import cannot_listen, display_url
-from corsproxy.server.ca import StoreError
 from corsproxy.server.listener import Listener
 from corsproxy.server.logs import get_logger
 from corsproxy.server.reload import ConfigSource, Relisten, Reloader
