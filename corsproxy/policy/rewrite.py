@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from urllib.parse import urlsplit
 
 from corsproxy.model import Route, Upstream
@@ -173,6 +174,9 @@ def response_problem(status: int, headers: Headers) -> str | None:
     """
     if status == 101:
         return "the upstream answered 101 Switching Protocols to a request that asked for no upgrade"
+    # One search over every name and value (a tab between them is allowed), then the culprit.
+    if not _CONTROL.search("\t".join(chain.from_iterable(headers))):
+        return None
     for name, value in headers:
         if _CONTROL.search(name) or _CONTROL.search(value):
             return (f"the upstream sent response header {name[:100]!r} with a control character "
