@@ -402,8 +402,9 @@ def _log_request(request: web.BaseRequest, status: int, trace: Trace, started: f
     refused = bool(trace.reasons) and (status >= 400 or trace.decision == "refused")
     if not refused and not logs.info_enabled():
         return  # the line would be filtered out: don't build it (this runs on every request)
-    log = logs.request_logger()
-    fields = dict(
+    # Keyword order is the JSON line's key order: `why` first on a refusal, as it always was.
+    fields = {"why": cors.join_reasons(trace.reasons)} if refused else {}
+    fields.update(
         method=request.method, path=request.path_qs[:300], route=trace.route, source=trace.source,
         origin=request.headers.get("Origin"), status=status, upstream_status=trace.upstream_status,
         duration_ms=round((time.perf_counter() - started) * 1000, 2), cors=trace.decision,
@@ -411,7 +412,6 @@ def _log_request(request: web.BaseRequest, status: int, trace: Trace, started: f
     if trace.intercepted:
         fields["intercepted"] = trace.intercepted
     if refused:
-        log.warning("refused" if status in (204, 400, 403) else "request",
-                    why=cors.join_reasons(trace.reasons), **fields)
+        logs.request_line("warning", "refused" if status in (204, 400, 403) else "request", fields)
     else:
-        log.info("request", **fields)
+        logs.request_line("info", "request", fields)

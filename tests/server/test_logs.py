@@ -84,20 +84,43 @@ def configured_here():
     yield
     structlog.configure(**saved)
     root.handlers[:], root.level = handlers, level
-    logs._request_logger, logs._info_enabled = None, True
+    logs._request_line, logs._info_enabled, logs._json = None, True, False
 
 
-def test_request_logger_is_bound_once_per_configure(configured_here, capsys) -> None:
-    """configure() binds the request line's logger once; lines still reach stderr at the level set."""
-    logs.configure("console", "info")
-    first = logs.request_logger()
-    assert first is logs.request_logger()
-    assert not isinstance(first, structlog._config.BoundLoggerLazyProxy)
-    first.info("request", status=200)
-    logs.configure("json", "warning")
-    assert logs.request_logger() is not first and not logs.info_enabled()
-    logs.request_logger().info("request", status=200)    # filtered out at warning
-    logs.request_logger().warning("refused", status=403)
+HOSTILE = {"method": "GET", "path": "/api/x\x1b]0;pwned\x07 y", "route": "/api", "source": "c.yaml:3",
+           "origin": "http://localhost:3000", "status": 403, "upstream_status": None, "duration_ms": 0.5,
+           "cors": "refused", "why": "origin 'x' is not in allow_origins", "intercepted": "https://a.test"}
+STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+@pytest.mark.parametrize("log_format", ["console", "json"])
+@pytest.mark.parametrize("fields", [REQUEST, HOSTILE], ids=["request", "refusal with escapes"])
+def test_request_line_is_the_line_structlog_writes(configured_here, capsys, log_format: str, fields: dict) -> None:
+    """request_line writes the bytes structlog's configured chain writes for the same call, but the time."""
+    fields = {k: v for k, v in fields.items() if k not in ("timestamp", "level", "event")}
+    logs.configure(log_format, "info")
+    for level, event in (("info", "request"), ("warning", "refused")):
+        getattr(logs.get_logger(), level)(event, **fields)
+        logs.request_line(level, event, dict(fields))
+    lines = [STAMP.sub("T", line) for line in capsys.readouterr().err.splitlines()]
+    assert len(lines) == 4 and lines[0] == lines[1] and lines[2] == lines[3], lines
+    assert "\x1b" not in "".join(lines)
+
+
+def test_request_line_in_colour_is_console_renderers_line() -> None:
+    """In colour too, the request line is ConsoleRenderer's line for the printable fields."""
+    fields = {k: v for k, v in HOSTILE.items()}
+    expected = ConsoleRenderer(colors=True)(None, "warning", logs._printable_values(
+        None, "warning", {"timestamp": "t", "level": "warning", "event": "refused", **fields}))
+    assert logs.ConsoleLine(True).fields_line("t", "warning", "refused", dict(fields)) == expected
+
+
+def test_request_line_keeps_the_level_set(configured_here, capsys) -> None:
+    """configure()'s level holds for the request line: warning drops info lines, error drops warnings."""
+    logs.configure("console", "warning")
+    logs.request_line("info", "request", {"status": 200})
+    logs.request_line("warning", "refused", {"status": 403})
+    logs.configure("json", "error")
+    logs.request_line("warning", "refused", {"status": 403})
     lines = capsys.readouterr().err.splitlines()
-    assert re.fullmatch(r"\S+Z \[info {5}\] request {24}status=200", lines[0]), lines
-    assert [json.loads(line)["event"] for line in lines[1:]] == ["refused"]
+    assert len(lines) == 1 and re.fullmatch(r"\S+Z \[warning  \] refused {24}status=403", lines[0]), lines
