@@ -27,7 +27,7 @@ from corsproxy.errors import RequestRejected, UpstreamError
 from corsproxy.judge.cookies import CookieContext, CookieFinding, judge_set_cookie
 from corsproxy.model import BUILTIN_PREFIX, Config, CorsPolicy, Decision, RequestFacts, Route
 from corsproxy.policy import cors, origins, routing
-from corsproxy.server import inspector, logs, upstream, websocket
+from corsproxy.server import heads, inspector, logs, upstream, websocket
 from corsproxy.server.intercept import InterceptState
 
 JSON = "application/json"
@@ -73,8 +73,9 @@ class State:
     table: routing.RouteTable
     routes_body: bytes
     unmatched_policies: tuple[CorsPolicy, ...]
-    # Made with the State, so a reload replaces it whole (no answer outlives its policy).
+    # Made with the State, so a reload replaces them whole (no answer outlives its policy).
     preflights: cors.PreflightCache
+    preflight_heads: heads.HeadCache
     intercept: InterceptState | None = None
 
     @classmethod
@@ -87,7 +88,7 @@ class State:
         if config.intercept is not None:
             intercept = InterceptState.of(config.intercept, previous.intercept if previous else None)
         return cls(config, routing.RouteTable(config.routes), json.dumps({"routes": rows}, indent=2).encode(),
-                   policies, cors.PreflightCache(), intercept)
+                   policies, cors.PreflightCache(), heads.HeadCache(), intercept)
 
     builtins = True
     intercepted = None
@@ -276,7 +277,7 @@ async def _answer(request: web.BaseRequest, app: web.Application, state: State, 
     if match is not None and not match.route.applies_cors:
         decision = PASS_THROUGH
     elif facts.is_preflight:
-        return _preflight_response(state.preflights.preflight(policy, facts), trace)
+        return _preflight_response(state.preflights.preflight(policy, facts), state, trace)
     else:
         decision = cors.actual(policy, facts)
     trace.decided(decision)
@@ -361,10 +362,10 @@ def _facts(request: web.BaseRequest, host: str | None) -> RequestFacts:
     )
 
 
-def _preflight_response(decision: Decision, trace: Trace) -> web.Response:
+def _preflight_response(decision: Decision, state: State, trace: Trace) -> web.StreamResponse:
     trace.decided(decision)
     if decision.status == 204:  # allowed, or a refusal the browser's console will name
-        return web.Response(status=204, headers=decision.headers)
+        return state.preflight_heads.answer(decision)
     return _text(decision.status or 403, "\n".join(decision.reasons), decision.headers)
 
 
