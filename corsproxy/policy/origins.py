@@ -11,6 +11,7 @@ are parsed by splitting only; the character checks use patterns compiled once at
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from urllib.parse import urlsplit
@@ -170,8 +171,15 @@ def referer_origin(referer: str | None) -> str | None:
 def _parse_host_header(value: str | None) -> tuple[str, int | None] | None:
     """parse_host for a Host header: None when absent or malformed, or an unbracketed IPv6
     address (RFC 9110 §7.2 uses RFC 3986's uri-host, where an IPv6 literal is bracketed)."""
-    if value is None:
+    if value is None or len(value) > MAX_HOST_LENGTH:
         return None
+    return _parse_host_text(value)
+
+
+# Every request reads its Host twice (the Host guard, the proxy's own origin) and a browser
+# sends the same one over and over: the parse is remembered (bounded; a value is short).
+@functools.lru_cache(maxsize=256)
+def _parse_host_text(value: str) -> tuple[str, int | None] | None:
     try:
         host, port = parse_host(value)
     except ValueError:

@@ -231,14 +231,16 @@ class ConsoleLine:
         if event_dict.get("level") not in self._levels or not _SPECIAL.isdisjoint(event_dict):
             return self._full(logger, name, event_dict)
         return self._line(event_dict.pop("timestamp", None), event_dict.pop("level"), event_dict.pop("event", None),
-                          event_dict, _repr)
+                          event_dict, escape=False)
 
     def fields_line(self, timestamp: str, level: str, event: str, fields: dict) -> str:
         """The line for `fields` after `_printable_values` (a request line has no special key)."""
-        return self._line(timestamp, level, event, fields, _printable_repr)
+        return self._line(timestamp, level, event, fields, escape=True)
 
-    def _line(self, timestamp: str | None, level: str, event: object, fields: dict,
-              shown: Callable[[object], str]) -> str:
+    def _line(self, timestamp: str | None, level: str, event: object, fields: dict, escape: bool) -> str:
+        """`escape`: make each str value printable first. A str is written bare unless it holds
+        a character ConsoleRenderer quotes; any other value as its repr. (Inline, not a helper
+        per value: this runs for every field of every request line.)"""
         parts = []
         if timestamp is not None:
             parts.append(f"{self._timestamp[0]}{timestamp}{self._timestamp[1]}")
@@ -247,23 +249,16 @@ class ConsoleLine:
             parts.append(f"{self._event[0]}{str(event).ljust(self._padding)}{self._event[1]}")
         key, value, reset = self._key, self._value, self._reset
         for name_ in sorted(fields):
-            parts.append(f"{key}{name_}{value}{shown(fields[name_])}{reset}")
+            shown = fields[name_]
+            if isinstance(shown, str):
+                if escape and not shown.isprintable():
+                    shown = printable(shown)
+                if not _QUOTED.isdisjoint(shown):
+                    shown = repr(shown)
+            else:
+                shown = repr(shown)
+            parts.append(f"{key}{name_}{value}{shown}{reset}")
         return " ".join(parts).rstrip(" ")
-
-
-def _repr(value: object) -> str:
-    if isinstance(value, str):
-        return repr(value) if not _QUOTED.isdisjoint(value) else value
-    return repr(value)
-
-
-def _printable_repr(value: object) -> str:
-    """`_repr(printable(value))` for a str, in one call (this runs for every field of every line)."""
-    if isinstance(value, str):
-        if not value.isprintable():
-            value = printable(value)
-        return repr(value) if not _QUOTED.isdisjoint(value) else value
-    return repr(value)
 
 
 class JSONLine:
