@@ -156,11 +156,17 @@ class ProxyResponse(web.StreamResponse):
 
     aiohttp adds Content-Type, Server and Date when they are missing; a transparent proxy
     must not invent them (CONTRACT: the proxy adds only what the contract names).
+
+    aiohttp sends a streamed response's head at once, which a stream needs (an SSE client or a
+    long poll sees the head while the body is still to come). When the whole body has already
+    arrived (`body_here`), the head goes out with it instead: one write to the client, not two.
     """
 
-    def __init__(self, *, status: int, reason: str | None, headers: list[tuple[str, str]]) -> None:
+    def __init__(self, *, status: int, reason: str | None, headers: list[tuple[str, str]],
+                 body_here: bool = False) -> None:
         super().__init__(status=status, reason=reason, headers=headers)
         self._invented = tuple(name for name in INVENTED if name not in self.headers)
+        self._send_headers_immediately = not body_here
 
     async def _prepare_headers(self) -> None:
         await super()._prepare_headers()
@@ -266,6 +272,7 @@ async def send_response(request: web.Request, upstream: aiohttp.ClientResponse, 
                 upstream.headers.items(), leg.route, cors_headers=leg.cors_headers,
                 proxy_origin=leg.proxy_origin,
             ),
+            body_here=upstream.content.is_eof(),
         )
         await response.prepare(request)
         complete = await _stream_body(upstream, response)

@@ -186,6 +186,39 @@ async def test_truncation_is_visible_on_the_raw_wire(make_proxy, raw_upstream):
     assert len(body) < 100_000
 
 
+async def test_the_head_reaches_the_client_while_the_body_is_still_to_come(make_proxy):
+    """An upstream that sends its head and holds the body back (a long poll, a slow stream):
+    the client has the head, CORS header included, before the upstream sends a body byte."""
+    client_has_head = asyncio.Event()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+        await writer.drain()
+        await asyncio.wait_for(client_has_head.wait(), 10)
+        writer.write(b"hello")
+        await writer.drain()
+        writer.close()
+
+    upstream = await asyncio.start_server(answer, "127.0.0.1", 0)
+    try:
+        port = upstream.sockets[0].getsockname()[1]
+        client = await make_proxy("""
+            cors: {{allow_origins: ['%s']}}
+            routes: [{{prefix: /raw, upstream: 'http://127.0.0.1:{port}'}}]
+            """ % ALLOWED, port=port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+        writer.write(f"GET /raw/x HTTP/1.1\r\nHost: localhost\r\nOrigin: {ALLOWED}\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        client_has_head.set()
+        assert status_of(head) == 200 and f"Access-Control-Allow-Origin: {ALLOWED}".encode() in head
+        assert await asyncio.wait_for(reader.readexactly(5), 5) == b"hello"
+        writer.close()
+    finally:
+        upstream.close()
+        await upstream.wait_closed()
+
+
 # --- client faults --------------------------------------------------------------------------
 
 async def leave_mid_download(port: int, upstream: web.Application | None = None) -> None:
