@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
+from multidict import CIMultiDict
 
 from corsproxy.errors import (
     UpstreamError,
@@ -54,13 +55,30 @@ class Leg:
         return self.match.route
 
 
+class _ForwardedRequest(aiohttp.ClientRequest):
+    """A request that goes up with the client's headers and none of aiohttp's own.
+
+    aiohttp adds User-Agent, Accept and Accept-Encoding when a request has none, and a
+    Content-Type for a body, unless each name is skipped; skipping them through
+    `skip_auto_headers` copies the headers and builds a sorted multidict on every request
+    (~14 µs of a GET, issue #15). A forwarded request never wants them, so nothing is added,
+    and the names are marked skipped once for what reads them later (the body's Content-Type).
+    """
+
+    _NEVER_ADDED = CIMultiDict((name, None) for name in ("Accept", "Accept-Encoding", "Content-Type",
+                                                          "User-Agent"))
+
+    def update_auto_headers(self, skip_auto_headers: Iterable[str] | None) -> None:
+        self._skip_auto_headers = self._NEVER_ADDED
+
+
 def _session_options() -> dict[str, Any]:
     return {
         # A dev proxy must not keep a cookie jar: cookies belong to the browser.
         "cookie_jar": aiohttp.DummyCookieJar(),
         # Bytes pass through as the upstream sent them: no decompression, no added headers.
         "auto_decompress": False,
-        "skip_auto_headers": ("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        "request_class": _ForwardedRequest,
         "timeout": aiohttp.ClientTimeout(total=None),
         "read_bufsize": CHUNK_SIZE,
     }

@@ -277,6 +277,16 @@ async def test_non_utf8_request_header_bytes_reach_the_upstream(through, stdlib_
         assert proxied_headers[name] == value.hex(), proxied_headers
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_the_upstream_gets_no_header_the_client_did_not_send(through, stdlib_upstream, method):
+    """No User-Agent, Accept, Accept-Encoding or (for a body) Content-Type is added on the way up."""
+    client = await through()
+    body = b"x=1" if method == "POST" else b""
+    request = _request("/std/h", *([b"Content-Length: 3"] if body else [])).replace(b"GET", method.encode(), 1)
+    names = {name.lower() for name, _ in body_json(await exchange(client.port, request + body))["headers"]}
+    assert not names & {"user-agent", "accept", "accept-encoding", "content-type"}, names
+
+
 # --- 7. the path as the client sent it ------------------------------------------------------
 
 RESERVED = "/group%2Fproject%2Frepo/a%3Bb%5Cc%2Cd%3De%26f%2Bg%40h%3Ai%2Aj"
