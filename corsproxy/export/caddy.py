@@ -14,7 +14,6 @@ from corsproxy.export.gateway import (
     Syntax,
     Table,
     policy_tables,
-    refusal_sentence,
     request_tables,
     route_keys,
 )
@@ -137,7 +136,7 @@ def route_handle(key: str, route: RoutePlan) -> list[str]:
 def _answers(v: str, cors: PolicyPlan) -> list[str]:
     return [*cors_headers(v), _vary(v),
             f"@{v}_forbidden vars {{{v}_state}} forbidden preflight-forbidden",
-            f"respond @{v}_forbidden {_quote(refusal_sentence(cors))} 403",
+            f"respond @{v}_forbidden {_quote(cors.refusal)} 403",
             f"@{v}_preflight vars {{{v}_state}} preflight refused",
             f"respond @{v}_preflight 204"]
 
@@ -148,7 +147,7 @@ def unmatched_handle(cors: PolicyPlan | None) -> list[str]:
     if cors is not None:
         lines += _indent([*cors_headers("corsproxy_d"), _vary("corsproxy_d"),
                           "@corsproxy_d_forbidden vars {corsproxy_d_state} preflight-forbidden",
-                          f"respond @corsproxy_d_forbidden {_quote(refusal_sentence(cors))} 403",
+                          f"respond @corsproxy_d_forbidden {_quote(cors.refusal)} 403",
                           "@corsproxy_d_preflight vars {corsproxy_d_state} preflight refused",
                           "respond @corsproxy_d_preflight 204"])
     lines += [f"{TAB}header Content-Type application/json",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from corsproxy.export.plan import PREFLIGHT_VARY, Deviation, Plan, RoutePlan, app_fields, app_paths
+from corsproxy.export.plan import PREFLIGHT_VARY, Deviation, Plan, RoutePlan, app_fields, app_paths, route_blocks
 
 TARGET = "express"
 TESTED_ON = "Express 5.3.0 with cors 2.8.6 on Node.js 20"
@@ -21,10 +21,8 @@ DEVIATIONS: tuple[Deviation, ...] = ()
 def render(plan: Plan) -> str:
     blocks = ["\n".join(f"// {line}".rstrip() for line in plan.header_comment(TESTED_ON)),
               "'use strict';\n\nconst cors = require('cors');"]
-    names = []
-    for index, route in enumerate(plan.routes, 1):
-        names.append(f"ROUTE_{index}")
-        blocks.append(route_block(names[-1], route))
+    names, routes = route_blocks(plan, route_block)
+    blocks += routes
     blocks.append("// Longest path first: the first that matches is the route.\n"
                   f"const ROUTES = [{', '.join(names)}];")
     blocks.append(RUNTIME.strip())

@@ -55,12 +55,6 @@ STATES = ((Regex("^1..1111$"), "preflight"), (Regex("^1..1...$"), "refused"),
           (Regex("^0101...$"), "cors"))
 
 
-def refusal_sentence(cors: PolicyPlan) -> str:
-    """The body of a gateway's 403 for a foreign origin: corsproxy's reason, with the line to change."""
-    return (f"the origin of this request is not allowed by {cors.name} ({cors.policy.source_of('allow_origins')}); "
-            "add it to allow_origins to allow it")
-
-
 def request_tables(syntax: Syntax) -> list[Table]:
     """Is the request a preflight (OPTIONS with an Origin and Access-Control-Request-Method),
     and does it carry an Origin."""

@@ -19,7 +19,6 @@ from corsproxy.export.gateway import (
     Syntax,
     Table,
     policy_tables,
-    refusal_sentence,
     regex_literal,
     request_tables,
     route_keys,
@@ -216,7 +215,7 @@ def _location_match(prefix: str) -> str:
 
 def _refusal(cors: PolicyPlan) -> str:
     # `return 403 "..."` sends the text as it is: end the body with a newline, as corsproxy does.
-    return refusal_sentence(cors) + "\n"
+    return cors.refusal + "\n"
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import re._constants as sre
 import re._parser as sre_parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from corsproxy import __version__
@@ -68,6 +68,12 @@ class PolicyPlan:
         """Access-Control-Allow-Headers of a refused preflight: the allowed names, never `*`."""
         return ", ".join(self.header_names)
 
+    @property
+    def refusal(self) -> str:
+        """The body of a 403 for a foreign origin: corsproxy's reason, with the line to change."""
+        return (f"the origin of this request is not allowed by {self.name} "
+                f"({self.policy.source_of('allow_origins')}); add it to allow_origins to allow it")
+
 
 @dataclass(frozen=True, slots=True)
 class RoutePlan:
@@ -117,9 +123,15 @@ def app_fields(route: RoutePlan) -> list[tuple[str, object]]:
         ("max_age", cors.max_age),
         ("private_network", cors.private_network),
         ("vary", cors.vary_actual),
-        ("refusal", f"the origin of this request is not allowed by route {route.route.prefix} "
-                    f"({cors.policy.source_of('allow_origins')}); add it to allow_origins to allow it"),
+        ("refusal", cors.refusal),
     ]
+
+
+def route_blocks(plan: Plan, block: Callable[[str, RoutePlan], str]) -> tuple[list[str], list[str]]:
+    """An app target's route constants, ROUTE_1 ... in the plan's order (longest path first),
+    and each one's definition as `block` writes it in the target's language."""
+    names = [f"ROUTE_{index}" for index in range(1, len(plan.routes) + 1)]
+    return names, [block(name, route) for name, route in zip(names, plan.routes)]
 
 
 def app_paths(path: str) -> str:

@@ -11,7 +11,7 @@ the route tuple in match order, and the middleware (constant code).
 
 from __future__ import annotations
 
-from corsproxy.export.plan import PREFLIGHT_VARY, Deviation, Plan, RoutePlan, app_fields, app_paths
+from corsproxy.export.plan import PREFLIGHT_VARY, Deviation, Plan, RoutePlan, app_fields, app_paths, route_blocks
 
 TARGET = "starlette"
 TESTED_ON = "Starlette 1.10.0 under uvicorn 0.54.0"
@@ -23,10 +23,8 @@ def render(plan: Plan) -> str:
     blocks = [f'"""{doc}\n\nUse: `from <this module> import install; install(app)`. It needs nothing beyond Starlette.\n"""',
               "from __future__ import annotations\n\nimport re\nfrom dataclasses import dataclass",
               POLICY_CLASS.strip()]
-    names = []
-    for index, route in enumerate(plan.routes, 1):
-        names.append(f"ROUTE_{index}")
-        blocks.append(route_block(names[-1], route))
+    names, routes = route_blocks(plan, route_block)
+    blocks += routes
     blocks.append("# Longest path first: the first that matches is the route.\n"
                   f"ROUTES = ({', '.join(names)}{',' if len(names) == 1 else ''})")
     blocks.append(RUNTIME.strip())
