@@ -54,6 +54,22 @@ FOREIGN = "https://evil.example"
 
 
 @pytest.fixture
+async def bystander():
+    """A listening socket on 127.0.0.1 that must never be dialled: (its port, one entry per
+    connection it accepted)."""
+    connections: list[int] = []
+
+    async def accept(_reader, writer):
+        connections.append(1)
+        writer.close()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1], connections
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.fixture
 async def upstream(aiohttp_server) -> TestServer:
     """The test API on 127.0.0.1, mounted at /v1, sending no CORS headers of its own."""
     return await aiohttp_server(make_upstream())

@@ -157,21 +157,6 @@ async def test_websocket_from_a_foreign_origin_never_dials(guarded, received):
 
 # --- 2. not an open proxy -------------------------------------------------------------------
 
-@pytest.fixture
-async def bystander():
-    """A listening socket on 127.0.0.1 that must never be dialled; counts connections."""
-    connections: list[int] = []
-
-    async def accept(reader, writer):
-        connections.append(1)
-        writer.close()
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1], connections
-    server.close()
-    await server.wait_closed()
-
-
 @pytest.mark.parametrize("form", ["absolute", "absolute-own-host", "absolute-https", "connect", "connect-absolute",
                                   "asterisk", "authority", "no-slash"])
 async def test_request_targets_naming_an_address_are_never_dialled(guarded, received, bystander, form):

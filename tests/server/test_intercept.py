@@ -44,21 +44,6 @@ async def proxy(tmp_path, party):
     await proxy.stop()
 
 
-@pytest.fixture
-async def sentinel():
-    """A TCP server that counts connections: proof that something was never dialled."""
-    accepted = []
-
-    async def on_connect(reader, writer):
-        accepted.append(1)
-        writer.close()
-
-    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1], accepted
-    server.close()
-    await server.wait_closed()
-
-
 async def fetch(proxy, url=URL, method="GET", **headers):
     async with proxied_session() as session:
         async with session.request(method, url, proxy=proxy.url, ssl=proxy.client_context(),
@@ -140,9 +125,9 @@ async def test_websocket_in_the_tunnel_passes_the_origin_gate(proxy, party) -> N
     pytest.param("localhost:{port}", id="loopback-name"),
     pytest.param(THIRD_PARTY, id="no-port"),
 ])
-async def test_connect_to_anything_unlisted_is_refused_and_never_dialled(proxy, sentinel, target) -> None:
+async def test_connect_to_anything_unlisted_is_refused_and_never_dialled(proxy, bystander, target) -> None:
     """CONNECT to an unlisted host, another port, an IP literal or a name of this machine: 403."""
-    port, accepted = sentinel
+    port, accepted = bystander
     answer = await raw_exchange(proxy.listen_port, f"CONNECT {target.format(port=port)} HTTP/1.1\r\n\r\n".encode())
     assert answer.startswith(b"HTTP/1.1 403 ")
     assert accepted == []
@@ -156,9 +141,9 @@ async def test_connect_to_the_proxy_itself_is_refused(proxy, port_of) -> None:
     assert answer.startswith(b"HTTP/1.1 403 ")
 
 
-async def test_absolute_form_request_on_the_listener_is_refused_and_never_dialled(proxy, sentinel) -> None:
+async def test_absolute_form_request_on_the_listener_is_refused_and_never_dialled(proxy, bystander) -> None:
     """A plain proxy request (absolute-form) is 403: the listener forwards only CONNECTs."""
-    port, accepted = sentinel
+    port, accepted = bystander
     request = f"GET http://127.0.0.1:{port}/x HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
     answer = await raw_exchange(proxy.listen_port, request)
     assert answer.startswith(b"HTTP/1.1 403 ")
@@ -263,9 +248,9 @@ async def test_pac_and_ca_refuse_a_foreign_host(proxy, path) -> None:
     assert answer.startswith(b"HTTP/1.1 403 ")
 
 
-async def test_main_port_refuses_connect_and_never_dials(proxy, sentinel) -> None:
+async def test_main_port_refuses_connect_and_never_dials(proxy, bystander) -> None:
     """The main port answers CONNECT with a 4xx from its own gate and dials nothing."""
-    port, accepted = sentinel
+    port, accepted = bystander
     answer = await raw_exchange(proxy.port, f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
     assert answer.startswith(b"HTTP/1.1 400 ")
     assert b"is not served: corsproxy forwards only to the upstreams of its config" in answer
