@@ -19,7 +19,7 @@ from typing import Any
 
 from corsproxy.config import values
 from corsproxy.config.risks import with_risks
-from corsproxy.config.values import CORS_KEYS
+from corsproxy.config.values import CORS_KEYS, ITEM_FORMS
 from corsproxy.config.yamldoc import Doc, PathKey, config_files, dotted, read_file, show
 from corsproxy.errors import ConfigError, ConfigProblem
 from corsproxy.model import (
@@ -34,7 +34,7 @@ from corsproxy.model import (
 )
 from corsproxy.policy.cors import ordered_methods
 from corsproxy.policy.intercept import host_routes
-from corsproxy.policy.origins import matches_any_origin, normalise_origin
+from corsproxy.policy.origins import matches_any_origin
 
 FLAGS_FILE = "<command line>"
 
@@ -197,13 +197,6 @@ def _cors_settings(doc: Doc, path: PathKey, value: Any, level: int) -> dict[str,
     return settings
 
 
-# How a cors key holds one item of its list (policy/origins.py serialises origins).
-_HELD_ITEM: dict[str, Callable[[str], str]] = {
-    "allow_origins": normalise_origin, "allow_methods": str.upper,
-    "allow_headers": str.lower, "expose_headers": str,
-}
-
-
 def _written_values(doc: Doc, path: PathKey, raw: Any, fields: dict[str, Any]) -> tuple[tuple[str, Any, str], ...]:
     """(key, value as the policy holds it, text as written) for each of the key's ${VAR} values."""
     key = path[-1]
@@ -211,9 +204,9 @@ def _written_values(doc: Doc, path: PathKey, raw: Any, fields: dict[str, Any]) -
     for where, text in doc.written_under(path):
         if where == path:                       # a flag or a number, read whole
             found.append((key, fields.get(key), text))
-        elif key in _HELD_ITEM and (item := str(raw[where[len(path)]])) != "*":
+        elif key in ITEM_FORMS and (item := str(raw[where[len(path)]])) != "*":
             with contextlib.suppress(ValueError):
-                found.append((key, _HELD_ITEM[key](item), text))
+                found.append((key, ITEM_FORMS[key](item), text))
     return tuple(found)
 
 

@@ -219,12 +219,19 @@ def _cors_max_age(doc: Doc, path: PathKey, value: Any) -> dict[str, Any] | None:
     return None if seconds is None else {"max_age": seconds}
 
 
+# How each list-valued cors key holds one of its items in the CorsPolicy (policy/origins.py
+# serialises origins); the loader uses it again to find a ${VAR} item among the held values.
+ITEM_FORMS: dict[str, Callable[[str], str]] = {
+    "allow_origins": normalise_origin, "allow_methods": str.upper,
+    "allow_headers": str.lower, "expose_headers": str,
+}
+
 # cors key -> checker returning the CorsPolicy fields that key sets (None: a problem was added).
 CORS_KEYS: dict[str, Callable[[Doc, PathKey, Any], dict[str, Any] | None]] = {
     "allow_origins": _cors_origins,
     "allow_origin_regex": _cors_regex,
-    "allow_methods": _token_set("allow_methods", str.upper, "allow_any_method", "method"),
-    "allow_headers": _token_set("allow_headers", str.lower, "allow_any_header", "header name"),
+    "allow_methods": _token_set("allow_methods", ITEM_FORMS["allow_methods"], "allow_any_method", "method"),
+    "allow_headers": _token_set("allow_headers", ITEM_FORMS["allow_headers"], "allow_any_header", "header name"),
     "expose_headers": _cors_expose,
     "allow_credentials": _cors_flag("allow_credentials"),
     "max_age": _cors_max_age,
