@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import aiohttp
 from aiohttp import HttpVersion10, HttpVersion11, web
@@ -27,7 +27,7 @@ from corsproxy.errors import RequestRejected, UpstreamError
 from corsproxy.judge.cookies import CookieContext, CookieFinding, judge_set_cookie
 from corsproxy.model import BUILTIN_PREFIX, Config, CorsPolicy, Decision, RequestFacts, Route
 from corsproxy.policy import cors, origins, routing
-from corsproxy.server import heads, inspector, logs, upstream, websocket
+from corsproxy.server import heads, inline, inspector, logs, upstream, websocket
 from corsproxy.server.intercept import InterceptState
 
 JSON = "application/json"
@@ -175,7 +175,8 @@ async def _client_session(app: web.Application):
 
 
 def low_level_server(app: web.Application) -> web.Server:
-    """aiohttp's low-level server with corsproxy's own dispatch: every request goes to `respond`.
+    """aiohttp's low-level server with corsproxy's own dispatch: every request goes to `respond`,
+    but a preflight `answer_inline` answers from the protocol (server/inline.py).
 
     The gates do all the routing, so the application layer (router, middleware chain, signals,
     match info) would only add cost, about a third of a preflight's (issue #15). llhttp and its
@@ -187,7 +188,8 @@ def low_level_server(app: web.Application) -> web.Server:
         state = app[STATE].current
         return await respond(request, app, state, state)
 
-    return web.Server(dispatch, handler_cancellation=True, access_log=None, **PARSER_LIMITS)
+    return inline.InlineServer(dispatch, answer_inline(app), handler_cancellation=True, access_log=None,
+                               **PARSER_LIMITS)
 
 
 class ProxyRunner(web.ServerRunner):
@@ -219,15 +221,44 @@ async def respond(request: web.BaseRequest, app: web.Application, state: State,
     started = time.perf_counter()
     trace = Trace(intercepted=targets.intercepted)
     try:
-        response = await _answer(request, app, state, targets, trace)
+        answer = _gates(request, app, state, targets, trace)
+        response = answer if isinstance(answer, web.StreamResponse) else \
+            await _forward(request, app, state, targets, trace, answer)
     except RequestRejected as exc:
         trace.decision, trace.reasons = "rejected", (exc.reason,)
         response = _text(exc.status, exc.reason)
+    _report(request, app, state, response, trace, started)
+    return response
+
+
+def answer_inline(app: web.Application) -> Callable[[inline.MessageView], bytes | None]:
+    """The main port's answers that need no task: a preflight whose 204 is serialised already
+    (server/inline.py writes it from the protocol). The same gates, log line and inspector
+    record as `respond`; anything else is None and goes to `respond`, which then runs the
+    gates again: a refusal, an error, a 403 or a builtin is answered there."""
+    def answer(request: inline.MessageView) -> bytes | None:
+        state = app[STATE].current
+        started = time.perf_counter()
+        trace = Trace()
+        try:
+            response = _gates(request, app, state, state, trace)
+        except Exception:   # RequestRejected, or a fault `respond` answers (and logs) as a 500
+            return None
+        if type(response) is not heads.EmptyAnswer:
+            return None
+        _report(request, app, state, response, trace, started)
+        return response.head(request.version, request.keep_alive)
+
+    return answer
+
+
+def _report(request: web.BaseRequest | inline.MessageView, app: web.Application, state: State,
+            response: web.StreamResponse, trace: Trace, started: float) -> None:
+    """The log line, the cookie doctor and the inspector record of an answered request."""
     _log_request(request, response.status, trace, started)
     if trace.match is not None and "Set-Cookie" in response.headers:
         trace.cookies = _doctor_cookies(app, response, trace)
     inspector.record(request, app, response, trace, state.config, started)
-    return response
 
 
 def _doctor_cookies(app: web.Application, response: web.StreamResponse,
@@ -252,8 +283,18 @@ def _doctor_cookies(app: web.Application, response: web.StreamResponse,
     return findings
 
 
-async def _answer(request: web.BaseRequest, app: web.Application, state: State, targets: Targets,
-                  trace: Trace) -> web.StreamResponse:
+class Onward(NamedTuple):
+    """What the gates hand on when every one of them let the request through to an upstream."""
+
+    match: routing.Match
+    query: str
+    decision: Decision
+
+
+def _gates(request: web.BaseRequest | inline.MessageView, app: web.Application, state: State,
+           targets: Targets, trace: Trace) -> web.StreamResponse | Onward:
+    """Every gate, in order, without I/O: the answer when a gate gives it (rejections raise
+    RequestRejected), else where the request goes on to."""
     if (problem := _framing_problem(request)) is not None:
         raise RequestRejected(problem, 400)
     host = request.headers.get("Host")
@@ -285,10 +326,16 @@ async def _answer(request: web.BaseRequest, app: web.Application, state: State, 
         return _json(404, targets.no_route(path), decision.headers)
     if not decision.allowed:
         return _text(403, "\n".join(decision.reasons), decision.headers)
+    return Onward(match, query, decision)
+
+
+async def _forward(request: web.BaseRequest, app: web.Application, state: State, targets: Targets,
+                   trace: Trace, onward: Onward) -> web.StreamResponse:
+    match, decision, facts = onward.match, onward.decision, trace.facts
     if "Expect" in request.headers and (refusal := await _expectation(request)) is not None:
         trace.decision, trace.reasons = "rejected", (refusal,)
         return _text(417, refusal, decision.headers)
-    leg = upstream.Leg(match, query, decision.headers, facts.proxy_origin or "", state.config.server,
+    leg = upstream.Leg(match, onward.query, decision.headers, facts.proxy_origin or "", state.config.server,
                        targets.trust(match.route))
     session = app[SESSION]
     try:

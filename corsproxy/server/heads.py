@@ -11,7 +11,7 @@ what changes per answer: Date, Server and, as aiohttp decides it, Connection.
 
 from __future__ import annotations
 
-from aiohttp import HttpVersion10, HttpVersion11, web
+from aiohttp import HttpVersion, HttpVersion10, HttpVersion11, web
 from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict
@@ -36,13 +36,15 @@ class EmptyAnswer(web.StreamResponse):
     async def prepare(self, request: web.BaseRequest):
         if self._eof_sent or self._payload_writer is not None:
             return self._payload_writer
-        version, keep_alive = request.version, request.keep_alive
-        self._req, self._keep_alive = request, keep_alive
+        self._req, self._keep_alive = request, request.keep_alive
         writer = self._payload_writer = request.writer
-        await writer.write(b"".join((_STATUS_204[version], self._fields, b"Date: ",
-                                     rfc822_formatted_time().encode(), _SERVER,
-                                     _CONNECTION.get((keep_alive, version), b"\r\n"))))
+        await writer.write(self.head(request.version, request.keep_alive))
         return writer
+
+    def head(self, version: HttpVersion, keep_alive: bool) -> bytes:
+        """The whole answer, as aiohttp's Response would write it for this request."""
+        return b"".join((_STATUS_204[version], self._fields, b"Date: ", rfc822_formatted_time().encode(), _SERVER,
+                         _CONNECTION.get((keep_alive, version), b"\r\n")))
 
     async def write_eof(self, data: bytes = b"") -> None:
         if self._eof_sent:

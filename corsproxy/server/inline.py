@@ -1,0 +1,109 @@
+"""Preflights answered from the protocol: no task, no request object, no response (issue #15).
+
+aiohttp's RequestHandler puts every parsed message in a queue, wakes its handler task, makes
+a task per request, a BaseRequest, a StreamWriter and runs `finish_response`: for a preflight
+whose 204 is already serialised (server/heads.py) that is most of what it costs. An
+`InlineHandler` is aiohttp's RequestHandler, but a message that arrives while the connection
+is idle (the handler task waits for one, nothing is queued, in flight or paused) and that is a
+bodiless, keep-alive, non-upgrade request is first offered to `answer`: the same gates,
+log line and inspector record as every request (app.answer_inline), reading a `MessageView`
+instead of a BaseRequest. When it gives bytes, they are written here, in order, and the
+keep-alive timer restarts as aiohttp's loop would restart it; when it gives None (anything that
+is not a cached allowed preflight), the message and every one after it take aiohttp's own way.
+
+It reads RequestHandler's private state (there is no public hook between parsing and the
+handler): the names are in `HANDLER_STATE`, which tests/server/test_inline.py checks against
+the installed aiohttp, whose version pyproject.toml bounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import EMPTY_PAYLOAD
+
+# RequestHandler's (and its BaseProtocol's) private attributes and methods this module uses.
+HANDLER_STATE = ("_waiter", "_messages", "_parser", "_paused", "_payload_parser", "_upgraded", "_close",
+                 "_force_close", "_keepalive", "_keepalive_timeout", "_next_keepalive_close_time",
+                 "_keepalive_handle", "_process_keepalive", "_buffer_paused", "_msg_queue_resume_size",
+                 "_resume_reading_if_drained", "_loop")
+
+
+class MessageView:
+    """What the gates, the log line and the inspector read of a request, by BaseRequest's
+    names, straight from the parsed message (origin-form only: the gates refuse the rest)."""
+
+    __slots__ = ("_message", "method", "version", "headers", "raw_path", "keep_alive", "scheme")
+
+    def __init__(self, message: RawRequestMessage, scheme: str) -> None:
+        self._message = message
+        self.method, self.version, self.headers = message.method, message.version, message.headers
+        self.raw_path, self.keep_alive, self.scheme = message.path, not message.should_close, scheme
+
+    @property
+    def path_qs(self) -> str:
+        return str(self._message.url)   # BaseRequest's rel_url is the message's URL in origin-form
+
+
+Answer = Callable[[MessageView], "bytes | None"]
+
+
+class InlineServer(web.Server):
+    """aiohttp's low-level server whose connections are `InlineHandler`s offering to `answer`."""
+
+    def __init__(self, handler, answer: Answer, **kwargs) -> None:
+        super().__init__(handler, **kwargs)
+        self.answer = answer
+
+    def __call__(self) -> InlineHandler:
+        return InlineHandler(self, loop=self._loop, **self._kwargs)
+
+
+class InlineHandler(web.RequestHandler):
+    def __init__(self, manager: InlineServer, **kwargs) -> None:
+        super().__init__(manager, **kwargs)
+        self._server, self._answer, self._scheme = manager, manager.answer, "http"
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._scheme = "https" if self.ssl_context else "http"
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self._waiter
+        if (waiter is None or waiter.done() or self._messages or self._paused or self._close or self._force_close
+                or self._payload_parser is not None or self._upgraded or not self._keepalive):
+            return super().data_received(data)
+        self._waiter = None   # aiohttp's own parsing and queueing, without waking the handler yet
+        try:
+            super().data_received(data)
+        finally:
+            self._waiter = waiter
+        messages = self._messages
+        while messages and self._answered(*messages[0]):
+            messages.popleft()
+            self._parser.message_consumed()
+        if messages:
+            waiter.set_result(None)   # the rest, in order, the way aiohttp answers them
+        elif self._buffer_paused and len(messages) <= self._msg_queue_resume_size:
+            self._resume_reading_if_drained()   # as aiohttp's loop does once its queue drains
+
+    def _answered(self, message, payload) -> bool:
+        """Whether `answer` answered this message (written, counted, keep-alive timer restarted)."""
+        # Only a preflight can be answered here: any other method is not offered at all.
+        if (type(message) is not RawRequestMessage or message.method != "OPTIONS" or payload is not EMPTY_PAYLOAD
+                or message.should_close
+                or message.upgrade or self.transport is None or self._paused):
+            return False
+        head = self._answer(MessageView(message, self._scheme))
+        if head is None:
+            return False
+        self.transport.write(head)
+        self._server.requests_count += 1
+        # What RequestHandler.start() does after each answer that keeps the connection.
+        loop = self._loop
+        self._next_keepalive_close_time = close_time = loop.time() + self._keepalive_timeout
+        if self._keepalive_handle is None:
+            self._keepalive_handle = loop.call_at(close_time, self._process_keepalive)
+        return True
