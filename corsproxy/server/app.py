@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-import aiohttp
 from aiohttp import HttpVersion10, HttpVersion11, web
 
 from corsproxy import config as config_module
@@ -128,7 +127,7 @@ class StateHolder:
 
 
 STATE = web.AppKey("state", StateHolder)
-SESSION = web.AppKey("session", aiohttp.ClientSession)
+SESSION = web.AppKey("session", upstream.Upstreams)
 # (cookie name, reasons) already reported by the cookie doctor; bounded, as names come from upstreams.
 COOKIES_SEEN = web.AppKey("cookies_seen", set)
 COOKIES_SEEN_LIMIT = 1000
@@ -169,7 +168,7 @@ def build_app(config: Config) -> web.Application:
 
 
 async def _client_session(app: web.Application):
-    app[SESSION] = upstream.new_session()
+    app[SESSION] = upstream.Upstreams()
     yield
     await app[SESSION].close()
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.http_exceptions import LineTooLong
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from multidict import CIMultiDict
 
 from corsproxy.errors import (
@@ -30,7 +29,7 @@ from corsproxy.errors import (
 from corsproxy.model import Route, ServerSettings
 from corsproxy.policy import rewrite
 from corsproxy.policy.routing import Match
-from corsproxy.server import headerbytes
+from corsproxy.server import headerbytes, roundtrip
 from corsproxy.server.logs import get_logger
 
 # Big enough that a 1 GiB download is a few thousand writes, small enough to keep RSS flat.
@@ -84,11 +83,19 @@ def _session_options() -> dict[str, Any]:
     }
 
 
-def new_session() -> aiohttp.ClientSession:
-    """The one pooled session: keep-alive to every upstream, nothing added or decoded."""
-    headerbytes.install()
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60, enable_cleanup_closed=True)
-    return aiohttp.ClientSession(connector=connector, **_session_options())
+class Upstreams:
+    """The ways to the upstreams: the keep-alive pool every plain request goes through, and
+    aiohttp's session, whose ws_connect opens WebSockets. Nothing is added or decoded."""
+
+    def __init__(self) -> None:
+        headerbytes.install()
+        self.pool = roundtrip.Pool()
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60, enable_cleanup_closed=True)
+        self.session = aiohttp.ClientSession(connector=connector, **_session_options())
+
+    async def close(self) -> None:
+        self.pool.close()
+        await self.session.close()
 
 
 def handshake_session(session: aiohttp.ClientSession,
@@ -111,12 +118,6 @@ def handshake_session(session: aiohttp.ClientSession,
                                  **_session_options())
 
 
-def head_limits(server: ServerSettings) -> dict[str, int]:
-    """aiohttp's parser limits for an upstream response head, from the server settings."""
-    size = server.upstream_max_header_size
-    return {"max_line_size": size, "max_field_size": size, "max_headers": server.upstream_max_headers}
-
-
 @contextlib.contextmanager
 def upstream_errors(route: Route, server: ServerSettings) -> Iterator[None]:
     """Map every way a round trip can fail to UpstreamTimeout (504) or another UpstreamError (502)."""
@@ -125,7 +126,7 @@ def upstream_errors(route: Route, server: ServerSettings) -> Iterator[None]:
     # Timeouts first: aiohttp's ServerTimeoutError is also a ClientConnectionError.
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise UpstreamTimeout(f"no response from {route.upstream.shown} within {route.timeout:g}s") from exc
-    except (aiohttp.ClientError, OSError, ssl.SSLError) as exc:
+    except (aiohttp.ClientError, HttpProcessingError, OSError, ssl.SSLError) as exc:
         failure = _failure(exc, server)
         # An I/O error may quote the URL it dialled, ${VAR} values and all.
         failure.detail = route.upstream.mask(failure.detail)
@@ -142,10 +143,12 @@ def _failure(exc: BaseException, server: ServerSettings) -> UpstreamError:
         return UpstreamHeadTooLarge(
             f"an upstream response header line is over {server.upstream_max_header_size} bytes "
             f"(it starts {start!r}); raise server.upstream_max_header_size{where} to accept it")
-    if isinstance(exc, aiohttp.ClientResponseError) and "Too many headers" in exc.message:
+    if isinstance(exc, (aiohttp.ClientResponseError, HttpProcessingError)) and "Too many headers" in exc.message:
         return UpstreamHeadTooLarge(
             f"the upstream response has more than {server.upstream_max_headers} header lines; "
             f"raise server.upstream_max_headers{where} to accept it")
+    if isinstance(exc, HttpProcessingError):   # its str is a multi-line report: one line, quoted
+        return UpstreamUnreachable(f"the upstream's answer is not valid HTTP: {exc.message!r}")
     return UpstreamUnreachable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 
@@ -220,29 +223,36 @@ def request_headers(request: web.Request, route: Route) -> list[tuple[str, str]]
     )
 
 
-async def forward(request: web.Request, session: aiohttp.ClientSession, leg: Leg) -> Outcome:
+async def forward(request: web.Request, upstreams: Upstreams, leg: Leg) -> Outcome:
     with upstream_errors(leg.route, leg.server):
-        upstream = await _round_trip(request, session, leg)
-    return await send_response(request, upstream, leg)
+        answer = await _round_trip(request, upstreams.pool, leg)
+    return await send_response(request, answer, leg)
 
 
-async def _round_trip(request: web.Request, session: aiohttp.ClientSession, leg: Leg) -> aiohttp.ClientResponse:
+async def _round_trip(request: web.Request, pool: roundtrip.Pool, leg: Leg) -> roundtrip.Answer:
     """Send the request and wait for the response head, within the route's timeout."""
     route = leg.route
-    async with asyncio.timeout(route.timeout) as deadline:
-        body = _MovingBody(request.content, weakref.ref(deadline), route.timeout) if request.body_exists else None
-        # A frame naming the Timeout (which names the task) would be a reference cycle once an
-        # aborted request's exception holds the frame: the body keeps only a weak reference.
-        del deadline
-        return await session.request(
-            request.method,
-            aiohttp.client.URL(upstream_url(route, leg.match, leg.raw_query), encoded=True),
-            headers=request_headers(request, route),  # aiohttp makes its one CIMultiDict of the list
-            data=body,
-            allow_redirects=False,
-            **tls_options(route, leg.trust),
-            **head_limits(leg.server),
-        )
+    deadline = roundtrip.Deadline(asyncio.get_running_loop(), route.timeout)
+    body = _MovingBody(request.content, deadline) if request.body_exists else None
+    query = f"?{leg.raw_query}" if leg.raw_query else ""
+    return await roundtrip.exchange(
+        pool, _dial(pool, route, leg.trust), request.method, f"{leg.match.upstream_path}{query}",
+        CIMultiDict(request_headers(request, route)), body, deadline, _limits(leg.server))
+
+
+def _dial(pool: roundtrip.Pool, route: Route, trust: ssl.SSLContext | None) -> roundtrip.Dial:
+    """Where a route's requests go: its `connect_to` or the upstream's own address, over TLS
+    checked by `trust` (a route's ca_file) or the system store, for the upstream's own name."""
+    host, port = route.connect_to or (route.upstream.host, route.upstream.port)
+    if route.upstream.scheme not in ("https", "wss"):
+        return roundtrip.Dial(host, port)
+    tls = (trust or pool.tls(verify=True)) if route.verify_tls else pool.tls(verify=False)
+    return roundtrip.Dial(host, port, tls, route.upstream.host if route.connect_to else None)
+
+
+def _limits(server: ServerSettings) -> roundtrip.Limits:
+    size = server.upstream_max_header_size
+    return roundtrip.Limits(size, size, server.upstream_max_headers, CHUNK_SIZE)
 
 
 class _MovingBody:
@@ -251,11 +261,10 @@ class _MovingBody:
     keeps moving. (An iterator object, not a generator: a generator's frame would keep the
     last chunk alive in the exception cycle of an aborted upload.)"""
 
-    __slots__ = ("_chunks", "_deadline", "_seconds")
+    __slots__ = ("_chunks", "_deadline")
 
-    def __init__(self, content: aiohttp.StreamReader, deadline: weakref.ref[asyncio.Timeout],
-                 seconds: float) -> None:
-        self._chunks, self._deadline, self._seconds = content.iter_any(), deadline, seconds
+    def __init__(self, content: aiohttp.StreamReader, deadline: roundtrip.Deadline) -> None:
+        self._chunks, self._deadline = content.iter_any(), deadline
 
     def __aiter__(self) -> _MovingBody:
         return self
@@ -264,18 +273,12 @@ class _MovingBody:
         try:
             return await self._chunks.__anext__()
         finally:
-            self._postpone()
-
-    def _postpone(self) -> None:
-        deadline = self._deadline()
-        # The upstream may answer before it has read the whole body; once its head is in, the
-        # deadline is over and the rest of the upload is no longer timed.
-        if deadline is not None and deadline.when() is not None and not deadline.expired():
-            with contextlib.suppress(RuntimeError):
-                deadline.reschedule(asyncio.get_running_loop().time() + self._seconds)
+            # Once the upstream's head is in, the deadline is over and the rest is not timed.
+            self._deadline.postpone()
 
 
-async def send_response(request: web.Request, upstream: aiohttp.ClientResponse, leg: Leg) -> Outcome:
+async def send_response(request: web.Request, upstream: roundtrip.Answer | aiohttp.ClientResponse,
+                        leg: Leg) -> Outcome:
     """Send the upstream's response to the client: its head rewritten, its body streamed."""
     try:
         problem = rewrite.response_problem(upstream.status, upstream.headers.items())
@@ -327,7 +330,7 @@ def _warn_dropped_cookies(route: Route, headers: Iterable[tuple[str, str]]) -> N
                  "than let it land on the proxy's host for every route"))
 
 
-async def _stream_body(upstream: aiohttp.ClientResponse, response: ProxyResponse) -> bool:
+async def _stream_body(upstream: roundtrip.Answer | aiohttp.ClientResponse, response: ProxyResponse) -> bool:
     """Copy the body as it arrives (SSE events are flushed one by one); False if it broke off."""
     try:
         async for chunk in upstream.content.iter_any():

@@ -21,6 +21,7 @@ from corsproxy.server.upstream import (
     Leg,
     handshake_session,
     Outcome,
+    Upstreams,
     request_headers,
     send_response,
     tls_options,
@@ -49,7 +50,7 @@ class _Refused(Exception):
         self.outcome = outcome
 
 
-async def relay(request: web.Request, session: aiohttp.ClientSession, leg: Leg) -> Outcome:
+async def relay(request: web.Request, upstreams: Upstreams, leg: Leg) -> Outcome:
     route = leg.route
     headers = [(k, v) for k, v in request_headers(request, route) if k.lower() not in HANDSHAKE]
     protocols = tuple(p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip())
@@ -62,7 +63,7 @@ async def relay(request: web.Request, session: aiohttp.ClientSession, leg: Leg) 
                     deadline.reschedule(None)   # the refusal's body streams as long as it streams
                     raise _Refused(await send_response(request, response, leg))
 
-                async with handshake_session(session, refused) as handshake:
+                async with handshake_session(upstreams.session, refused) as handshake:
                     upstream = await handshake.ws_connect(
                         aiohttp.client.URL(url, encoded=True),
                         headers=CIMultiDict(headers), protocols=protocols, **tls_options(route, leg.trust),
