@@ -29,7 +29,8 @@ _FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-hos
 # and Host, when the route sends the upstream's own. Built once, not per request.
 _REQUEST_DROPPED = HOP_BY_HOP | _FORWARDED | {"expect"}
 _REQUEST_DROPPED_WITH_HOST = _REQUEST_DROPPED | {"host"}
-_ALT_SVC = frozenset({"alt-svc"})
+# Connection values that name no header (RFC 9112 §9.6, the HTTP/1.0 keep-alive option).
+_CONNECTION_OPTIONS = frozenset({"keep-alive", "close"})
 # An intercepted request keeps every end-to-end header but Expect (answered by the proxy).
 _TRANSPARENT_DROPPED = HOP_BY_HOP | {"expect"}
 # Control characters other than tab (RFC 9110 §5.5 field-vchar / SP / HTAB).
@@ -44,24 +45,25 @@ def upstream_request_headers(
 
     Content-Length, Origin, Cookie, Authorization and Accept-Encoding pass as sent; the
     route's ``request_headers`` are applied last (remove, then set), also to the headers the
-    proxy writes itself. One pass over the client's headers (this runs on every request).
+    proxy writes itself. One pass over the client's headers, no helper calls in it (this runs
+    on every request: issue #15).
     """
     if route.transparent:  # an intercepted request goes on as the browser made it
         listed = _connection_names(headers)
         return [(n, v) for n, v in _without(headers, _TRANSPARENT_DROPPED | listed) if _safe(v)]
     replaced = route.replaced_headers
-    dropped = (_REQUEST_DROPPED_WITH_HOST if route.change_origin else _REQUEST_DROPPED) | replaced
+    dropped = _REQUEST_DROPPED_WITH_HOST if route.change_origin else _REQUEST_DROPPED
     out: list[tuple[str, str]] = []
     chain: list[str] = []
     listed: list[str] = []
     for name, value in headers:
         lower = name.lower()
-        if lower in dropped:
+        if lower in dropped or lower in replaced:
             if lower == "x-forwarded-for" and value.strip() and _safe(value):
                 chain.append(value)
             elif lower == "connection":
                 listed.append(value)
-        elif _safe(value):
+        elif "\r" not in value and "\n" not in value and "\0" not in value:   # _safe, inline
             out.append((name, value))
     if listed:  # RFC 9110 §7.6.1: the names a Connection header lists are hop-by-hop too
         names = _connection_names([("connection", value) for value in listed])
@@ -70,15 +72,17 @@ def upstream_request_headers(
         out.insert(0, ("Host", route.upstream.host_header))
     if client_ip:
         chain.append(client_ip)
+    # What the proxy writes: the chain's values were checked as they came, the scheme is its own.
     forwarded = [("X-Forwarded-For", ", ".join(chain))] if chain else []
     forwarded.append(("X-Forwarded-Proto", scheme))
-    if proxy_host:
+    if proxy_host and _safe(proxy_host):
         forwarded.append(("X-Forwarded-Host", proxy_host))
-    if route.strip_prefix and route.prefix != "/":
+    if route.strip_prefix and route.prefix != "/" and _safe(route.prefix):
         # The path the upstream sees lacks the prefix; this lets an app build its own URLs.
         forwarded.append(("X-Forwarded-Prefix", route.prefix))
-    out += (pair for pair in forwarded if pair[0].lower() not in replaced and _safe(pair[1]))
-    out += (pair for pair in route.set_headers if _safe(pair[1]))
+    out += [pair for pair in forwarded if pair[0].lower() not in replaced] if replaced else forwarded
+    if route.set_headers:
+        out += [pair for pair in route.set_headers if _safe(pair[1])]
     return out
 
 
@@ -95,22 +99,34 @@ def client_response_headers(
     off) keeps every header but the hop-by-hop ones; its listed paths lose ``Alt-Svc``, which
     would send the browser to HTTP/3 past the proxy.
     """
-    dropped = HOP_BY_HOP | _connection_names(headers)
     if not route.applies_cors:
-        return _without(headers, dropped)
-    if route.transparent:
-        dropped |= _ALT_SVC
+        return _without(headers, HOP_BY_HOP | _connection_names(headers))
+    out, listed = _rewritten(headers, route, cors_headers, proxy_origin, frozenset())
+    if listed:  # a Connection header naming end-to-end headers (RFC 9110 §7.6.1): rare, so again
+        out, _ = _rewritten(headers, route, cors_headers, proxy_origin, listed)
+    return out
+
+
+def _rewritten(headers: Headers, route: Route, cors_headers: Headers, proxy_origin: str,
+               listed: frozenset[str]) -> tuple[list[tuple[str, str]], frozenset[str]]:
+    """client_response_headers without `listed` (lower-case names), and the names the
+    upstream's Connection headers list beyond the hop-by-hop ones. One pass, no helper calls
+    for a plain header (this runs on every response: issue #15)."""
     out: list[tuple[str, str]] = []
     vary_at: int | None = None
     vary: list[str] = []
+    connection: list[str] = []
     sniff_guard = False
     content_type = None
     for name, value in headers:
         lower = name.lower()
-        sniff_guard = sniff_guard or lower == "x-content-type-options"
-        if lower == "content-type":
+        if lower == "x-content-type-options":
+            sniff_guard = True
+        elif lower == "content-type":
             content_type = value
-        if lower in dropped or lower.startswith("access-control-"):
+        if lower in HOP_BY_HOP or lower in listed or lower.startswith("access-control-"):
+            if lower == "connection" and value.lower() not in _CONNECTION_OPTIONS:
+                connection.append(value)
             continue
         if lower == "vary":
             if vary_at is None:
@@ -118,7 +134,9 @@ def client_response_headers(
             vary.append(value)
             continue
         if route.transparent:
-            pass  # the browser talks to the real host: its URLs and cookies are right as sent
+            # The browser talks to the real host: its URLs and cookies are right as sent.
+            if lower == "alt-svc":
+                continue
         elif lower == "location":
             value = rewrite_location(value, route, proxy_origin)
         elif lower == "set-cookie":
@@ -127,18 +145,22 @@ def client_response_headers(
                 continue
             value = map_cookie_path(value, route)
         out.append((name, value))
-    own = [value for name, value in cors_headers if name.lower() == "vary"]
+    own: list[str] = []
+    for pair in cors_headers:
+        if pair[0].lower() == "vary":
+            own.append(pair[1])
     # The proxy's own Vary is already one header of unique tokens: merge only with upstream ones.
     merged = own[0] if not vary and len(own) == 1 else _merge_vary(vary + own)
     if merged:
         out.insert(len(out) if vary_at is None else vary_at, ("Vary", merged))
-    out += ((name, value) for name, value in cors_headers if name.lower() != "vary")
+    out += [pair for pair in cors_headers if pair[0].lower() != "vary"] if own else cors_headers
     if not sniff_guard:
         out.append(("X-Content-Type-Options", "nosniff"))
     # An intercepted host is its own origin in the browser: there is no shared one to guard.
     if route.isolate and not route.transparent and _is_document(content_type):
         out.append(ISOLATION)
-    return out
+    extra = _connection_names([("connection", value) for value in connection]) - HOP_BY_HOP - listed
+    return out, extra
 
 
 # Every route's upstream documents would run on the proxy's one origin, so a page of route A
@@ -174,8 +196,10 @@ def response_problem(status: int, headers: Headers) -> str | None:
     """
     if status == 101:
         return "the upstream answered 101 Switching Protocols to a request that asked for no upgrade"
-    # One search over every name and value (a tab between them is allowed), then the culprit.
-    if not _CONTROL.search("\t".join(chain.from_iterable(headers))):
+    # One C pass over every name and value; only a head with a tab or a byte beyond ASCII
+    # printables (legal, but isprintable says no) is searched, and then for the culprit.
+    joined = "".join(chain.from_iterable(headers))
+    if joined.isprintable() or not _CONTROL.search(joined):
         return None
     for name, value in headers:
         if _CONTROL.search(name) or _CONTROL.search(value):

@@ -179,6 +179,8 @@ def test_request_input_not_mutated_and_order_kept() -> None:
             ("Upgrade", "h2c"), ("Trailer", "X-Sum"), ("Proxy-Authenticate", "Basic")],
             ["Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Trailer", "Proxy-Authenticate"]),
         row("connection-listed", [("Connection", "X-Internal"), ("X-Internal", "1")], ["X-Internal"]),
+        row("listed-before-connection-with-keep-alive", [("X-Internal", "1"), ("Connection", "Keep-Alive, X-Internal")],
+            ["X-Internal", "Connection"]),
         row("upstream-aca-headers", [("Access-Control-Allow-Origin", "*"), ("access-control-allow-credentials", "true"),
             ("ACCESS-CONTROL-EXPOSE-HEADERS", "X-Secret"), ("Access-Control-Max-Age", "99999")],
             ["Access-Control-Allow-Credentials", "Access-Control-Expose-Headers", "Access-Control-Max-Age"]),
@@ -231,6 +233,8 @@ def test_response_cors_headers_appended() -> None:
         row("star-wins", [("Vary", "Accept, *")], (("Vary", "Origin"),), [("Vary", "*")]),
         row("empty-tokens-ignored", [("Vary", " , Accept,,")], (("Vary", "Origin"),), [("Vary", "Accept, Origin")]),
         row("empty-upstream-vary-dropped", [("Vary", "")], (), []),
+        row("connection-listed-vary-dropped", [("Vary", "Cookie"), ("Connection", "keep-alive, Vary")],
+            (("Vary", "Origin"),), [("Vary", "Origin")]),
     ],
 )
 def test_response_vary_merge(upstream, cors, expected) -> None:
@@ -333,6 +337,8 @@ def test_rewritten_location_never_names_another_host(value: str, expected: str) 
     row("control-in-value", 200, [("X-Bad", "a\x01b")], "X-Bad"),
     row("cr-in-value", 200, [("X-Bad", "a\rb")], "X-Bad"),
     row("escape-in-value", 200, [("X-Bad", "\x1b]0;title\x07")], "X-Bad"),
+    row("delete-in-value", 200, [("X-Ok", "caf\u00e9"), ("X-Bad", "a\x7fb")], "X-Bad"),
+    row("obs-text-ok", 200, [("X-A", "caf\udce9"), ("X-B", "\u00e9t\u00e9")], None),
     row("unasked-101", 101, [], "101"),
 ])
 def test_response_problem(status, headers, expected) -> None:
