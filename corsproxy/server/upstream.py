@@ -293,10 +293,14 @@ async def send_response(request: web.Request, upstream: roundtrip.Answer | aioht
                 upstream.headers.items(), leg.route, cors_headers=leg.cors_headers,
                 proxy_origin=leg.proxy_origin,
             ),
-            body_here=upstream.content.is_eof(),
+            body_here=(body_here := upstream.content.is_eof()),
         )
         await response.prepare(request)
-        complete = await _stream_body(upstream, response)
+        if body_here:   # all of it is buffered: taken at once, sent with the head
+            await response.write_eof(upstream.content.read_nowait())
+            complete = True
+        else:
+            complete = await _stream_body(upstream, response)
         if not complete:
             # The head is sent, so the status cannot change: cutting the connection is the
             # only way to tell the client that the body is truncated.
