@@ -17,7 +17,7 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from aiohttp import ClientConnectionError, ClientOSError, ServerDisconnectedError
 from aiohttp.client_proto import ResponseHandler
@@ -32,9 +32,8 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
-@dataclass(frozen=True, slots=True)
-class Dial:
-    """Where a connection goes: the pool's key."""
+class Dial(NamedTuple):
+    """Where a connection goes: the pool's key (a tuple: hashed and compared in C)."""
 
     host: str
     port: int
@@ -42,8 +41,7 @@ class Dial:
     server_hostname: str | None = None    # SNI and the certificate's name, when not `host`
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
+class Limits(NamedTuple):
     """How much of a response head the parser accepts, and how much body it buffers."""
 
     max_line_size: int
@@ -59,6 +57,9 @@ class _Connection(ResponseHandler):
         super().__init__(loop)
         self.idle_since = 0.0
         self.idle_in: deque[_Connection] | None = None
+        # What its response parser was made for: llhttp reads message after message, so a
+        # new one is needed only when these change (a HEAD answer has no body; a reload's limits).
+        self.parsing: tuple[bool, Limits] | None = None
 
     def connection_lost(self, exc: BaseException | None) -> None:
         super().connection_lost(exc)
@@ -219,10 +220,13 @@ async def _exchange_on(connection: _Connection, pool: Pool, dial: Dial, method: 
                        headers: CIMultiDict[str], body: AsyncIterator[bytes] | None, chunked: bool,
                        deadline: Deadline, limits: Limits) -> Answer:
     loop = connection._loop
-    connection.set_response_params(
-        skip_payload=method == "HEAD", read_until_eof=True, auto_decompress=False,
-        read_bufsize=limits.read_bufsize, max_line_size=limits.max_line_size,
-        max_field_size=limits.max_field_size, max_headers=limits.max_headers)
+    parsing = (method == "HEAD", limits)
+    if connection.parsing != parsing:
+        connection.set_response_params(
+            skip_payload=parsing[0], read_until_eof=True, auto_decompress=False,
+            read_bufsize=limits.read_bufsize, max_line_size=limits.max_line_size,
+            max_field_size=limits.max_field_size, max_headers=limits.max_headers)
+        connection.parsing = parsing
     writer = StreamWriter(connection, loop)
     if chunked:
         writer.enable_chunking()
