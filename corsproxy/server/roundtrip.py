@@ -14,11 +14,13 @@ a bodiless idempotent request whose reused connection the upstream had already c
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import NamedTuple
 
+import aiohappyeyeballs
 from aiohttp import ClientConnectionError, ClientOSError, ServerDisconnectedError
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.http import StreamWriter
@@ -26,6 +28,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 # An idle connection older than this is closed rather than reused (aiohttp's keepalive_timeout).
 IDLE_SECONDS = 15.0
+# How long one address may take to connect before the next is tried too (aiohttp's default).
+HAPPY_EYEBALLS_DELAY = 0.25
 # Methods whose request may be sent again on a fresh connection (RFC 9110 §9.2.2).
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # Methods that go up without Content-Length when they carry no body (others say 0, as aiohttp did).
@@ -74,6 +78,7 @@ class Pool:
     def __init__(self) -> None:
         self._idle: dict[Dial, deque[_Connection]] = {}
         self._contexts: dict[bool, ssl.SSLContext] = {}
+        self._closed = False
 
     def tls(self, verify: bool) -> ssl.SSLContext:
         """The system store's context (verify) or one that checks nothing, made on first use."""
@@ -96,13 +101,18 @@ class Pool:
                 return connection, True
         loop = asyncio.get_running_loop()
         async with asyncio.timeout_at(deadline.when):
+            # Happy Eyeballs (RFC 8305), as aiohttp's connector dials: a name with an IPv6
+            # address that does not answer still connects over IPv4 (uvloop's own
+            # create_connection tries one address after the other).
+            addresses = await loop.getaddrinfo(dial.host, dial.port, type=socket.SOCK_STREAM)
+            sock = await aiohappyeyeballs.start_connection(addresses, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY)
             _, connection = await loop.create_connection(
-                lambda: _Connection(loop), dial.host, dial.port, ssl=dial.tls,
-                server_hostname=dial.server_hostname)
+                lambda: _Connection(loop), sock=sock, ssl=dial.tls,
+                server_hostname=(dial.server_hostname or dial.host) if dial.tls else None)
         return connection, False
 
     def give_back(self, dial: Dial, connection: _Connection) -> None:
-        if connection.should_close or not connection.is_connected():
+        if self._closed or connection.should_close or not connection.is_connected():
             connection.close()
             return
         idle = self._idle.get(dial)
@@ -117,6 +127,8 @@ class Pool:
             idle[0].close()
 
     def close(self) -> None:
+        """Close every idle connection; one still in use closes when it is given back."""
+        self._closed = True
         for idle in list(self._idle.values()):
             for connection in list(idle):
                 connection.close()

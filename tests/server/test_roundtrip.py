@@ -22,7 +22,7 @@ DROP = b""           # read the request, close the connection without a word
 
 ROUTE = """
     cors: {{allow_origins: [http://localhost:3000]}}
-    routes: [{{prefix: /api, upstream: "{scheme}://127.0.0.1:{port}", timeout: 1, verify_tls: {verify}}}]
+    routes: [{{prefix: /api, upstream: "{scheme}://{host}:{port}", timeout: 1, verify_tls: {verify}}}]
 """
 
 
@@ -96,9 +96,9 @@ async def scripted() -> Callable[..., Awaitable[tuple[Scripted, int]]]:
     servers: list[asyncio.Server] = []
 
     async def start(answers: dict[tuple[int, int], bytes] | None = None,
-                    tls: ssl.SSLContext | None = None) -> tuple[Scripted, int]:
+                    tls: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> tuple[Scripted, int]:
         upstream = Scripted(answers or {})
-        server = await asyncio.start_server(upstream.serve, "127.0.0.1", 0, ssl=tls)
+        server = await asyncio.start_server(upstream.serve, host, 0, ssl=tls)
         servers.append(server)
         return upstream, server.sockets[0].getsockname()[1]
 
@@ -108,8 +108,8 @@ async def scripted() -> Callable[..., Awaitable[tuple[Scripted, int]]]:
         await server.wait_closed()
 
 
-async def proxied(make_proxy, port: int, scheme: str = "http", verify: str = "true"):
-    return await make_proxy(ROUTE, scheme=scheme, port=port, verify=verify)
+async def proxied(make_proxy, port: int, scheme: str = "http", verify: str = "true", host: str = "127.0.0.1"):
+    return await make_proxy(ROUTE, scheme=scheme, port=port, verify=verify, host=host)
 
 
 async def test_requests_in_turn_share_one_upstream_connection(make_proxy, scripted) -> None:
@@ -120,6 +120,16 @@ async def test_requests_in_turn_share_one_upstream_connection(make_proxy, script
         r = await client.get("/api/x", headers={"Origin": ALLOWED})
         assert r.status == 200 and await r.read() == b"ok"
     assert [seen.connection for seen in upstream.seen] == [0, 0, 0]
+
+
+@pytest.mark.parametrize(("listen", "named"), [("127.0.0.1", "localhost"), ("::1", "[::1]")])
+async def test_an_upstream_by_name_or_ipv6_address_is_dialled(make_proxy, scripted, listen, named) -> None:
+    """A host name is resolved and dialled (Happy Eyeballs over its addresses); an IPv6 literal too."""
+    upstream, port = await scripted(host=listen)
+    client = await proxied(make_proxy, port, host=named)
+    r = await client.get("/api/x", headers={"Origin": ALLOWED})
+    assert r.status == 200 and await r.read() == b"ok"
+    assert len(upstream.seen) == 1
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE"])
