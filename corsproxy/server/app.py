@@ -17,6 +17,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple, Protocol
 
 from aiohttp import HttpVersion10, HttpVersion11, web
@@ -217,7 +218,7 @@ async def respond(request: web.BaseRequest, app: web.Application, state: State,
                   targets: Targets) -> web.StreamResponse:
     """The one request path: gates, CORS decision, forward, log line. `app` is the main
     port's application (its session and state), also for a request that came in a tunnel."""
-    started = time.perf_counter()
+    started = time.perf_counter_ns()
     trace = Trace(intercepted=targets.intercepted)
     try:
         answer = _gates(request, app, state, targets, trace)
@@ -237,7 +238,7 @@ def answer_inline(app: web.Application) -> Callable[[inline.MessageView], bytes 
     gates again: a refusal, an error, a 403 or a builtin is answered there."""
     def answer(request: inline.MessageView) -> bytes | None:
         state = app[STATE].current
-        started = time.perf_counter()
+        started = time.perf_counter_ns()
         trace = Trace()
         try:
             response = _gates(request, app, state, state, trace)
@@ -252,7 +253,7 @@ def answer_inline(app: web.Application) -> Callable[[inline.MessageView], bytes 
 
 
 def _report(request: web.BaseRequest | inline.MessageView, app: web.Application, state: State,
-            response: web.StreamResponse, trace: Trace, started: float) -> None:
+            response: web.StreamResponse, trace: Trace, started: int) -> None:
     """The log line, the cookie doctor and the inspector record of an answered request."""
     _log_request(request, response.status, trace, started)
     if trace.match is not None and "Set-Cookie" in response.headers:
@@ -445,20 +446,19 @@ def _json(status: int, payload: dict, headers=()) -> web.Response:
     return web.Response(status=status, body=json.dumps(payload).encode(), content_type=JSON, headers=headers)
 
 
-def _log_request(request: web.BaseRequest, status: int, trace: Trace, started: float) -> None:
-    refused = bool(trace.reasons) and (status >= 400 or trace.decision == "refused")
-    if not refused and not logs.info_enabled():
-        return  # the line would be filtered out: don't build it (this runs on every request)
-    # Keyword order is the JSON line's key order: `why` first on a refusal, as it always was.
-    fields = {"why": cors.join_reasons(trace.reasons)} if refused else {}
-    fields.update(
-        method=request.method, path=request.path_qs[:300], route=trace.route, source=trace.source,
-        origin=request.headers.get("Origin"), status=status, upstream_status=trace.upstream_status,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2), cors=trace.decision,
-    )
-    if trace.intercepted:
-        fields["intercepted"] = trace.intercepted
-    if refused:
-        logs.request_line("warning", "refused" if status in (204, 400, 403) else "request", fields)
-    else:
-        logs.request_line("info", "request", fields)
+def _log_request(request: web.BaseRequest, status: int, trace: Trace, started: int) -> None:
+    if trace.reasons and (status >= 400 or trace.decision == "refused"):
+        line = partial(logs.request_line, "warning", "refused" if status in (204, 400, 403) else "request",
+                       why=cors.join_reasons(trace.reasons))
+    elif (line := logs.info_line) is None:
+        return  # info lines are filtered out: build nothing (this runs on every request)
+    # request.path_qs, the target as the line has always shown it, without making it: yarl's URL
+    # of an origin-form target written back is the target itself unless it starts with //, has
+    # a fragment or ends in an empty query.
+    target = request.raw_path
+    if target[:1] != "/" or target[1:2] == "/" or target[-1:] == "?" or "#" in target:
+        target = request.path_qs
+    facts = trace.facts
+    line(request.method, target[:300], trace.route, trace.source,
+         request.headers.get("Origin") if facts is None else facts.origin, status, trace.upstream_status,
+         time.perf_counter_ns() - started, trace.decision, trace.intercepted)

@@ -58,7 +58,7 @@ def new_buffer(config: Config) -> EventBuffer:
 
 
 def record(request: web.BaseRequest, app: web.Application, response: web.StreamResponse, trace: Trace,
-           config: Config, started: float) -> None:
+           config: Config, started: int) -> None:
     """Keep what the inspector shows of this request (never its body or a secret value). `app`
     is the main port's application: a request that came through a tunnel is recorded there too."""
     buffer = app[INSPECTOR]
@@ -76,7 +76,7 @@ def record(request: web.BaseRequest, app: web.Application, response: web.StreamR
     # Positional: this runs on every request, and keywords cost a NamedTuple a few microseconds.
     buffer.add(Record(
         buffer.next_id(), time.time(), method, path, origin, response.status,
-        (time.perf_counter() - started) * 1000, trace.decision or "rejected", trace.reasons,
+        (time.perf_counter_ns() - started) / 1e6, trace.decision or "rejected", trace.reasons,
         redact_request(headers.items(), injected_names(route.set_headers) if route else NOTHING_INJECTED),
         trace.cors_headers, config.server, route, trace.source, trace.policy, facts,
         trace.upstream_status, None if upstream is None else cors_response_headers(upstream),

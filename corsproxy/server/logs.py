@@ -18,6 +18,7 @@ import errno
 import json
 import logging
 import os
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -32,26 +33,17 @@ from corsproxy.text import printable
 
 LEVELS = ("debug", "info", "warning", "error")
 READY_PREFIX = "corsproxy listening on "
-_info_enabled = True
 _json = False
-# The request line's writer, made by `configure`; None: through structlog (nothing configured).
-_request_line: Callable[[str, str, dict], None] | None = None
 
 
 def json_mode() -> bool:
     return _json
 
 
-def info_enabled() -> bool:
-    """Whether info lines are written; lets the request path skip building a filtered line."""
-    return _info_enabled
-
-
 def configure(log_format: str = "console", level: str = "info") -> None:
-    global _info_enabled, _json, _request_line
+    global _json, request_line, info_line
     _json = log_format == "json"
     threshold = logging.getLevelName(level.upper())
-    _info_enabled = threshold <= logging.INFO
     timestamp = UtcTimestamp()
     shared: list[structlog.typing.Processor] = [structlog.processors.add_log_level, timestamp]
     # JSON escapes control characters itself; the console shows values as they are, so a
@@ -65,7 +57,9 @@ def configure(log_format: str = "console", level: str = "info") -> None:
         logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    _request_line = RequestLine(sys.stderr, threshold, timestamp, renderer)
+    line = ConsoleRequestLine if isinstance(renderer, ConsoleLine) else RequestLine
+    request_line = line(sys.stderr, threshold, timestamp, renderer)
+    info_line = request_line.info if threshold <= logging.INFO else None
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
@@ -147,33 +141,127 @@ def cannot_listen(host: str, port: int, exc: OSError) -> str:
     return text
 
 
-def request_line(level: str, event: str, fields: dict) -> None:
-    """Log the per-request line at `level` ("info" or "warning"), as
-    `get_logger().<level>(event, **fields)` would; `fields` is the caller's to give away."""
-    if _request_line is None:
-        getattr(get_logger(), level)(event, **fields)   # nothing configured (tests): structlog's own
-    else:
-        _request_line(level, event, fields)
+def request_fields(method: str, path: str, route: str | None, source: str | None, origin: str | None,
+                   status: int, upstream_status: int | None, duration_ns: int, cors: str | None,
+                   intercepted: str | None = None, why: str | None = None) -> dict:
+    """The request line's fields, in the JSON object's key order: `why` first on a refusal."""
+    fields = {"why": why} if why is not None else {}
+    fields.update(method=method, path=path, route=route, source=source, origin=origin, status=status,
+                  upstream_status=upstream_status, duration_ms=hundredths(duration_ns) / 100, cors=cors)
+    if intercepted:
+        fields["intercepted"] = intercepted
+    return fields
+
+
+def hundredths(duration_ns: int) -> int:
+    """A duration in hundredths of a millisecond, rounded half up: the line shows two decimals."""
+    return (duration_ns + 5_000) // 10_000
+
+
+def _structlog_line(level: str, event: str, *values, **named) -> None:
+    getattr(get_logger(), level)(event, **request_fields(*values, **named))
+
+
+def _structlog_info(*values) -> None:
+    get_logger().info("request", **request_fields(*values))
+
+
+# The per-request line's writers, made by `configure` (until then structlog's own call, so that
+# capture_logs() sees it), as `get_logger().<level>(event, **request_fields(*values))` would log:
+# request_line(level, event, *values) for any line, info_line(*values) for the info
+# "request" line of an allowed request, which is None when info lines are filtered out (then the
+# request path builds nothing). values: method, path, route, source, origin, status,
+# upstream_status, duration_ns, cors, intercepted=None, why=None (request_fields's arguments;
+# info_line's have no why).
+request_line: Callable[..., None] = _structlog_line
+info_line: Callable[..., None] | None = _structlog_info
 
 
 class RequestLine:
     """The request line, written by what structlog's chain would run for it (add_log_level,
     UtcTimestamp, the printable values, ConsoleLine or JSONLine, WriteLogger's write and flush)
-    but without the chain: no bound-logger call, context copy or processor loop, and the console
-    values are made printable as they are written. About a third of the line's instructions
-    (issue #15); the same bytes (tests/server/test_logs.py compares them)."""
+    but without the chain: no bound-logger call, context copy or processor loop (issue #15);
+    the same bytes (tests/server/test_logs.py compares them). `ConsoleRequestLine` writes the
+    console's info line without the fields dict too."""
 
-    __slots__ = ("_stream", "_threshold", "_timestamp", "_renderer")
+    __slots__ = ("_stream", "_threshold", "_timestamp", "_renderer", "_fd", "_encoding", "_errors")
 
     def __init__(self, stream: TextIO, threshold: int, timestamp: UtcTimestamp,
                  renderer: ConsoleLine | JSONLine) -> None:
         self._stream, self._threshold, self._timestamp, self._renderer = stream, threshold, timestamp, renderer
+        self._fd, self._encoding, self._errors = _line_buffered_fd(stream), stream.encoding, stream.errors
 
-    def __call__(self, level: str, event: str, fields: dict) -> None:
-        if _LEVEL_NUMBERS[level] < self._threshold:
+    def __call__(self, level: str, event: str, *values, **named) -> None:
+        if _LEVEL_NUMBERS[level] >= self._threshold:
+            self._write(self._renderer.fields_line(self._timestamp.now(), level, event,
+                                                   request_fields(*values, **named)) + "\n")
+
+    def info(self, *values) -> None:
+        self("info", "request", *values)
+
+    def _write(self, line: str) -> None:
+        """`line` as the stream would write it. A line-buffered stream on a blocking descriptor
+        (stderr, as serve runs) flushes every line anyway, and its other writers (structlog,
+        logging) flush after each line, so the bytes go straight to the descriptor: the text
+        layer's write and flush cost more than rendering the line does (issue #15)."""
+        if self._fd is None:
+            self._stream.write(line)
+            self._stream.flush()
             return
-        self._stream.write(self._renderer.fields_line(self._timestamp.now(), level, event, fields) + "\n")
-        self._stream.flush()
+        data = line.encode(self._encoding, self._errors)
+        self._write_rest(data, os.write(self._fd, data))
+
+    def _write_rest(self, data: bytes, written: int) -> None:
+        while written < len(data):   # a blocking descriptor takes it all, but a signal may split it
+            written += os.write(self._fd, data[written:])
+
+
+def _line_buffered_fd(stream: TextIO) -> int | None:
+    """The descriptor under a line-buffered text stream that blocks; None for anything else (a
+    test's capture, a fully buffered file), which is written through the stream itself."""
+    try:
+        fd = stream.fileno()
+        return fd if stream.line_buffering and os.get_blocking(fd) else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+class ConsoleRequestLine(RequestLine):
+    """The console's info line from pieces made once: when its text values are all printable
+    ASCII that ConsoleRenderer writes bare (nearly always), one f-string; otherwise through
+    ConsoleLine.fields_line, which escapes and quotes value by value."""
+
+    __slots__ = ("_pieces",)
+
+    def __init__(self, stream: TextIO, threshold: int, timestamp: UtcTimestamp, renderer: ConsoleLine) -> None:
+        super().__init__(stream, threshold, timestamp, renderer)
+        self._pieces = renderer.request_pieces("info", "request")
+
+    def info(self, method: str, path: str, route: str | None, source: str | None, origin: str | None,
+             status: int, upstream_status: int | None, duration_ns: int, cors: str | None,
+             intercepted: str | None = None) -> None:
+        # None is written "None" either way; the numbers are always bare.
+        if _BARE.fullmatch(f"{method}{path}{route}{source}{origin}{cors}{intercepted}") is None:
+            self("info", "request", method, path, route, source, origin, status, upstream_status, duration_ns,
+                 cors, intercepted)
+            return
+        (stamp_, cors_, duration_, intercepted_, method_, origin_, path_, route_, source_, status_, upstream_,
+         end) = self._pieces
+        whole, part = divmod((duration_ns + 5_000) // 10_000, 100)   # hundredths(), inline
+        shown = f"{intercepted_}{intercepted}" if intercepted else ""
+        line = (f"{stamp_}{self._timestamp.now()}{cors_}{cors}{duration_}{whole}{_DECIMALS[part]}{shown}"
+                f"{method_}{method}{origin_}{origin}{path_}{path}{route_}{route}{source_}{source}"
+                f"{status_}{status}{upstream_}{upstream_status}{end}")
+        if self._fd is None:
+            self._write(line)
+        elif (written := os.write(self._fd, data := line.encode(self._encoding, self._errors))) < len(data):
+            self._write_rest(data, written)   # _write, inline: this is every request's line
+
+
+# Text ConsoleRenderer writes bare and unescaped: printable ASCII but space, quotes and "=".
+_BARE = re.compile(r"[!#-&(-<>-~]*")
+# What repr() writes of a float after its whole part when it has two decimals: .0 .01 ... .99
+_DECIMALS = tuple("." + (f"{i:02d}".rstrip("0") or "0") for i in range(100))
 
 
 _LEVEL_NUMBERS = {"info": logging.INFO, "warning": logging.WARNING}
@@ -187,20 +275,26 @@ class UtcTimestamp:
     __slots__ = ("_prefix", "_second")
 
     def __init__(self) -> None:
-        self._second, self._prefix = -1, ""
+        self._second, self._prefix = 0, ""   # the second's start in microseconds, its text
 
     def __call__(self, logger: Any, name: str, event_dict: dict) -> dict:
         event_dict["timestamp"] = self.now()
         return event_dict
 
     def now(self) -> str:
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
+        micro = time.time_ns() // 1000 - self._second
+        if not 0 <= micro < 1_000_000:
+            micro = self._next_second(micro + self._second)
+        high, low = divmod(micro, 1000)   # two look-ups cost less than a format spec
+        return f"{self._prefix}{_THREE_DIGITS[high]}{_THREE_DIGITS[low]}Z"
+
+    def _next_second(self, micro: int) -> int:
+        second = micro // 1_000_000
+        self._second, self._prefix = second * 1_000_000, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        return micro - self._second
 
 
+_THREE_DIGITS = tuple(f"{i:03d}" for i in range(1000))
 # ConsoleRenderer quotes (repr) a str value holding any of these, and writes other strs bare.
 _QUOTED = frozenset(" \t=\r\n\"'")
 # Keys ConsoleRenderer treats specially; a line with one of them is rendered by it.
@@ -226,6 +320,16 @@ class ConsoleLine:
         self._event = (styles.bright, reset)
         self._key, self._value, self._reset = styles.kv_key, reset + "=" + styles.kv_value, reset
         self._padding = 30  # ConsoleRenderer's pad_event_to
+
+    def request_pieces(self, level: str, event: str) -> tuple[str, ...]:
+        """What `_line` writes around the request line's values (keys sorted) for this level and
+        event: before the timestamp, before each value, and after the last one, the newline."""
+        names = ("cors", "duration_ms", "intercepted", "method", "origin", "path", "route", "source", "status",
+                 "upstream_status")
+        first = (f"{self._timestamp[1]} {self._levels[level]} {self._event[0]}{event.ljust(self._padding)}"
+                 f"{self._event[1]} {self._key}{names[0]}{self._value}")
+        return (self._timestamp[0], first, *(f"{self._reset} {self._key}{name}{self._value}" for name in names[1:]),
+                self._reset + "\n")
 
     def __call__(self, logger: Any, name: str, event_dict: dict) -> str:
         if event_dict.get("level") not in self._levels or not _SPECIAL.isdisjoint(event_dict):
