@@ -26,7 +26,7 @@ from aiohttp.client_proto import ResponseHandler
 from aiohttp.http import StreamWriter
 from multidict import CIMultiDict, CIMultiDictProxy
 
-# An idle connection older than this is closed rather than reused (aiohttp's keepalive_timeout).
+# An idle connection is closed this long after its last use (aiohttp's keepalive_timeout).
 IDLE_SECONDS = 15.0
 # How long one address may take to connect before the next is tried too (aiohttp's default).
 HAPPY_EYEBALLS_DELAY = 0.25
@@ -75,10 +75,12 @@ class _Connection(ResponseHandler):
 class Pool:
     """Idle keep-alive connections per Dial, most recently used first."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle_seconds: float = IDLE_SECONDS) -> None:
         self._idle: dict[Dial, deque[_Connection]] = {}
         self._contexts: dict[bool, ssl.SSLContext] = {}
         self._closed = False
+        self._idle_seconds = idle_seconds
+        self._sweep: asyncio.TimerHandle | None = None
 
     def tls(self, verify: bool) -> ssl.SSLContext:
         """The system store's context (verify) or one that checks nothing, made on first use."""
@@ -121,14 +123,32 @@ class Pool:
         now = connection._loop.time()
         connection.idle_since, connection.idle_in = now, idle
         idle.append(connection)
-        # The oldest sit at the left: one check per release keeps the pool from holding
-        # connections nobody has used for a while (their connection_lost takes them out).
-        if idle[0].idle_since < now - IDLE_SECONDS:
-            idle[0].close()
+        if self._sweep is None:
+            self._sweep = connection._loop.call_at(now + self._idle_seconds, self._close_idle)
+
+    def _close_idle(self) -> None:
+        """Close every connection idle for `idle_seconds`, then wait for the next to be: an
+        upstream that never closes an idle connection must not hold the proxy's descriptors
+        after a burst (aiohttp's connector swept its pool the same way)."""
+        self._sweep = None
+        loop = asyncio.get_running_loop()
+        expired, oldest = loop.time() - self._idle_seconds, None
+        for idle in self._idle.values():
+            while idle and idle[0].idle_since <= expired:   # the oldest sit at the left
+                connection = idle.popleft()
+                connection.idle_in = None
+                connection.close()
+            if idle and (oldest is None or idle[0].idle_since < oldest):
+                oldest = idle[0].idle_since
+        if oldest is not None:
+            self._sweep = loop.call_at(oldest + self._idle_seconds, self._close_idle)
 
     def close(self) -> None:
         """Close every idle connection; one still in use closes when it is given back."""
         self._closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for idle in list(self._idle.values()):
             for connection in list(idle):
                 connection.close()

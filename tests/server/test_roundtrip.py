@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.http import StreamWriter
+from multidict import CIMultiDict
 
+from corsproxy.server import roundtrip
 from tests.conftest import ALLOWED, raw_http, status_of
 from tests.intercept_env import write_test_pki
 
@@ -52,6 +54,7 @@ class Scripted:
     answers: dict[tuple[int, int], bytes]
     seen: list[Seen] = field(default_factory=list)
     connections: int = 0
+    ended: asyncio.Event = field(default_factory=asyncio.Event)   # a connection was closed
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         number, self.connections = self.connections, self.connections + 1
@@ -75,6 +78,7 @@ class Scripted:
             return
         finally:
             writer.close()
+            self.ended.set()
 
 
 async def read_body(reader: asyncio.StreamReader, seen: Seen) -> bytes:
@@ -254,6 +258,24 @@ async def test_an_upstream_certificate_nobody_vouches_for_is_refused_unless_veri
         assert await r.read() == b"ok"
         assert (await client.get("/api/x")).status == 200
         assert [seen.connection for seen in upstream.seen] == [0, 0]
+
+
+async def test_a_connection_left_idle_is_closed_by_the_pool_after_its_idle_time(scripted) -> None:
+    """With no later request to notice it, an idle upstream connection is closed all the same
+    (an upstream that keeps idle connections open forever would hold the proxy's fds)."""
+    upstream, port = await scripted()
+    pool, loop = roundtrip.Pool(idle_seconds=0.2), asyncio.get_running_loop()
+    dial = roundtrip.Dial("127.0.0.1", port)
+    answer = await roundtrip.exchange(pool, dial, "GET", "/x", CIMultiDict(Host="upstream"), None,
+                                      roundtrip.Deadline(loop, 5), roundtrip.Limits(8190, 8190, 128, 1 << 16))
+    assert await answer.content.read() == b"ok"
+    answer.release()
+    try:
+        # The scripted upstream ends its connection's task when the pool closes its side.
+        await asyncio.wait_for(upstream.ended.wait(), 5)
+    finally:
+        pool.close()
+    assert [seen.connection for seen in upstream.seen] == [0]
 
 
 def test_aiohttp_client_protocol_has_the_shape_roundtrip_uses() -> None:
