@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from corsproxy.model import CorsPolicy, Decision, RequestFacts
+from corsproxy.policy.memo import keep
 
 # Fetch Standard "CORS-safelisted method": a browser never waits for these in
 # Access-Control-Allow-Methods, so listing them is never required.
@@ -185,9 +186,7 @@ class PreflightCache:
         decision = preflight(policy, facts)
         size = len(facts.origin or "") + len(facts.request_method or "") + sum(map(len, facts.request_headers))
         if size <= self.MAX_KEY_CHARS:
-            if len(self._entries) >= self._size:
-                del self._entries[next(iter(self._entries))]
-            self._entries[key] = (policy, decision)
+            keep(self._entries, key, (policy, decision), self._size)
         return decision
 
 

@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 from corsproxy.errors import PathEscape
 from corsproxy.model import Route
+from corsproxy.policy.memo import keep
 
 MAX_PATH_LENGTH = 8192
 
@@ -57,12 +58,14 @@ class Match:
 class RouteTable:
     """Routes by prefix; ``match`` is the longest prefix on a segment boundary."""
 
-    __slots__ = ("_routes", "_depth")
+    __slots__ = ("_routes", "_depth", "_resolved")
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self._routes: dict[str, Route] = {route.prefix: route for route in routes}
         # No prefix has more segments than this, so longer paths are cut before looking up.
         self._depth = max((_segments(prefix) for prefix in self._routes), default=0)
+        # resolve()'s answers for paths seen before (see RESOLVED_SIZE); made with the table.
+        self._resolved: dict[str, Match | None] = {}
 
     def match(self, path: str) -> Route | None:
         """The route whose prefix is the longest segment-prefix of ``path`` (which starts with /).
@@ -81,6 +84,14 @@ class RouteTable:
         return routes.get("/")
 
 
+# A page asks for the same few paths over and over, and routing one is a pure function of the
+# table and the path: the answers for up to RESOLVED_SIZE paths of at most RESOLVED_PATH_CHARS
+# are kept with the table (the oldest goes first; a refusal is never kept, it raises again).
+RESOLVED_SIZE = 1024
+RESOLVED_PATH_CHARS = 1024
+_UNSEEN = object()
+
+
 def resolve(table: RouteTable, raw_path: str) -> Match | None:
     """Route a request path as received (percent-encoded); None when no route matches.
 
@@ -88,6 +99,16 @@ def resolve(table: RouteTable, raw_path: str) -> Match | None:
     A literal ``?`` starts the query (RFC 3986 §3.4): it and what follows are not path.
     """
     raw_path = raw_path.partition("?")[0]
+    resolved = table._resolved
+    if (match := resolved.get(raw_path, _UNSEEN)) is not _UNSEEN:
+        return match  # type: ignore[return-value]
+    match = _resolve(table, raw_path)
+    if len(raw_path) <= RESOLVED_PATH_CHARS:
+        keep(resolved, raw_path, match, RESOLVED_SIZE)
+    return match
+
+
+def _resolve(table: RouteTable, raw_path: str) -> Match | None:
     if len(raw_path) > MAX_PATH_LENGTH:
         raise PathEscape(f"path is longer than {MAX_PATH_LENGTH} characters")
     if not raw_path.startswith("/"):

@@ -17,6 +17,7 @@ from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict
 
 from corsproxy.model import Decision
+from corsproxy.policy.memo import keep
 from corsproxy.server import headerbytes
 
 _STATUS_204 = {HttpVersion11: b"HTTP/1.1 204 No Content\r\n", HttpVersion10: b"HTTP/1.0 204 No Content\r\n"}
@@ -65,9 +66,7 @@ class HeadCache:
     def answer(self, decision: Decision) -> EmptyAnswer:
         entry = self._entries.get(id(decision))
         if entry is None or entry[0] is not decision:
-            if len(self._entries) >= self._size:
-                del self._entries[next(iter(self._entries))]
-            entry = self._entries[id(decision)] = (decision, _fields(decision.headers))
+            entry = keep(self._entries, id(decision), (decision, _fields(decision.headers)), self._size)
         return EmptyAnswer(entry[1])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from corsproxy.errors import PathEscape
+from corsproxy.policy import routing
 from corsproxy.policy.routing import (
     MAX_PATH_LENGTH,
     RouteTable,
@@ -182,6 +183,22 @@ def test_max_length_is_inclusive() -> None:
     raw = "/api/" + "a" * (MAX_PATH_LENGTH - 5)
     match = resolve(TABLE, raw)
     assert match is not None and match.route is API
+
+
+def test_resolve_keeps_its_answers_bounded_and_never_a_refusal(monkeypatch) -> None:
+    """A path seen before gets the same answer without re-routing; the kept paths are bounded
+    (oldest out, over-long ones not kept) and a refusal raises every time."""
+    monkeypatch.setattr(routing, "RESOLVED_SIZE", 2)
+    table = RouteTable([API, ADMIN])
+    first = resolve(table, "/api/x?a=1")
+    assert resolve(table, "/api/x?b=2") is first and resolve(table, "/other") is None
+    for _ in range(2):
+        with pytest.raises(PathEscape):
+            resolve(table, "/api/../admin")
+    resolve(table, "/admin/y")
+    resolve(table, "/api/" + "a" * routing.RESOLVED_PATH_CHARS)
+    assert list(table._resolved) == ["/other", "/admin/y"]
+    assert resolve(table, "/api/x") == first and resolve(table, "/api/x") is not first   # routed again
 
 
 def test_long_reason_is_cut_short() -> None:
