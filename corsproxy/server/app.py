@@ -27,6 +27,7 @@ from corsproxy.errors import RequestRejected, UpstreamError
 from corsproxy.judge.cookies import CookieContext, CookieFinding, judge_set_cookie
 from corsproxy.model import BUILTIN_PREFIX, Config, CorsPolicy, Decision, RequestFacts, Route
 from corsproxy.policy import cors, origins, routing
+from corsproxy.policy.memo import keep
 from corsproxy.server import heads, inline, inspector, logs, upstream, websocket
 from corsproxy.server.intercept import InterceptState
 
@@ -76,6 +77,7 @@ class State:
     # Made with the State, so a reload replaces them whole (no answer outlives its policy).
     preflights: cors.PreflightCache
     preflight_heads: heads.HeadCache
+    request_facts: dict[tuple, RequestFacts]   # _facts' memo
     intercept: InterceptState | None = None
 
     @classmethod
@@ -88,7 +90,7 @@ class State:
         if config.intercept is not None:
             intercept = InterceptState.of(config.intercept, previous.intercept if previous else None)
         return cls(config, routing.RouteTable(config.routes), json.dumps({"routes": rows}, indent=2).encode(),
-                   policies, cors.PreflightCache(), heads.HeadCache(), intercept)
+                   policies, cors.PreflightCache(), heads.HeadCache(), {}, intercept)
 
     builtins = True
     intercepted = None
@@ -308,7 +310,7 @@ def _gates(request: web.BaseRequest | inline.MessageView, app: web.Application, 
         trace.decision = "builtin"
         return _builtin(request, app, state, path)
     match = targets.resolve(path)
-    facts = _facts(request, host)
+    facts = _facts(request, host, state.request_facts)
     policy = match.route.cors if match else targets.policy_for_unmatched(facts.origin)
     trace.match, trace.facts, trace.policy = match, facts, policy
     if match:
@@ -392,20 +394,40 @@ async def _expectation(request: web.BaseRequest) -> str | None:
     return None
 
 
-def _facts(request: web.BaseRequest, host: str | None) -> RequestFacts:
+# A request's facts are a pure function of these fields, and a page sends the same few sets of
+# them over and over: up to FACTS_KEPT sets, of at most FACTS_KEY_CHARS, are kept with the State.
+FACTS_KEPT = 1024
+FACTS_KEY_CHARS = 2048
+
+
+def _facts(request: web.BaseRequest | inline.MessageView, host: str | None,
+           known: dict[tuple, RequestFacts]) -> RequestFacts:
     headers = request.headers
-    asked = headers.get("Access-Control-Request-Headers")
     origin, site = headers.get("Origin"), headers.get("Sec-Fetch-Site")
+    # Only a browser request without Origin is judged by its Referer.
+    key = (request.method, origin, headers.get("Access-Control-Request-Method"),
+           headers.get("Access-Control-Request-Headers"), headers.get("Access-Control-Request-Private-Network"),
+           request.scheme, host, site, headers.get("Referer") if origin is None and site else None)
+    if (facts := known.get(key)) is not None:
+        return facts
+    facts = _facts_of(*key)
+    if sum(len(part) for part in key if part is not None) <= FACTS_KEY_CHARS:
+        keep(known, key, facts, FACTS_KEPT)
+    return facts
+
+
+def _facts_of(method: str, origin: str | None, request_method: str | None, asked: str | None,
+              private_network: str | None, scheme: str, host: str | None, site: str | None,
+              referer: str | None) -> RequestFacts:
     return RequestFacts(
-        method=request.method,
+        method=method,
         origin=origin,
-        request_method=headers.get("Access-Control-Request-Method"),
+        request_method=request_method,
         request_headers=tuple(h.strip().lower() for h in asked.split(",") if h.strip()) if asked else (),
-        request_private_network=headers.get("Access-Control-Request-Private-Network", "").lower() == "true",
-        proxy_origin=origins.own_origin(request.scheme, host) if host else None,
+        request_private_network=(private_network or "").lower() == "true",
+        proxy_origin=origins.own_origin(scheme, host) if host else None,
         fetch_site=None if site is None else site.lower(),
-        # Only a browser request without Origin is judged by its Referer.
-        referer_origin=origins.referer_origin(headers.get("Referer")) if origin is None and site else None,
+        referer_origin=origins.referer_origin(referer),
     )
 
 
