@@ -156,26 +156,29 @@ def _without_origin(policy: CorsPolicy, facts: RequestFacts, vary) -> Decision:
     return _refusal(vary, [_initiator_refusal(policy, facts)], 403)
 
 
-class PreflightCache:
-    """Finished preflight decisions, so a repeated preflight re-runs no check.
+class DecisionCache:
+    """Finished decisions, so a repeated request re-runs no check.
 
     A preflight's Decision is a pure function of the policy and of the request's Origin and
     Access-Control-Request-Method, -Headers and -Private-Network, and a page sends the same few
-    of those over and over. Bounded: when full, the oldest entry goes; a key longer than
-    MAX_KEY_CHARS is answered but not kept. One cache belongs to one loaded config (the server's
-    State): a reload makes a new one, so no answer outlives the policy it was made for.
+    of those over and over. Any other request's is a pure function of the policy and its
+    facts, which the server keeps one object per distinct request for (app._facts): those are
+    keyed by the facts object itself. Bounded: when full, the oldest entry goes; a preflight key
+    longer than MAX_KEY_CHARS is answered but not kept. One cache belongs to one loaded config
+    (the server's State): a reload makes a new one, so no answer outlives the policy it was made for.
     """
 
     MAX_KEY_CHARS = 2048
 
     def __init__(self, size: int = 1024) -> None:
         self._size = size
-        # id(policy) keys cheaply (a CorsPolicy hashes all its fields); the entry keeps the
-        # policy itself, so an id reused by another object never matches.
+        # id() keys cheaply (a CorsPolicy hashes all its fields); the entry keeps the objects
+        # themselves, so an id reused by another object never matches.
         self._entries: dict[tuple, tuple[CorsPolicy, Decision]] = {}
+        self._actual: dict[tuple[int, int], tuple[CorsPolicy, RequestFacts, Decision]] = {}
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + len(self._actual)
 
     def preflight(self, policy: CorsPolicy, facts: RequestFacts) -> Decision:
         """`preflight(policy, facts)`, from the cache when it was answered before."""
@@ -188,6 +191,14 @@ class PreflightCache:
         if size <= self.MAX_KEY_CHARS:
             keep(self._entries, key, (policy, decision), self._size)
         return decision
+
+    def actual(self, policy: CorsPolicy, facts: RequestFacts) -> Decision:
+        """`actual(policy, facts)`, from the cache when these very facts were judged before."""
+        key = (id(policy), id(facts))
+        entry = self._actual.get(key)
+        if entry is not None and entry[0] is policy and entry[1] is facts:
+            return entry[2]
+        return keep(self._actual, key, (policy, facts, actual(policy, facts)), self._size)[2]
 
 
 # --- one check each: None when it passes, else the refusal --------------------------------------

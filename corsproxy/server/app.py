@@ -75,7 +75,7 @@ class State:
     routes_body: bytes
     unmatched_policies: tuple[CorsPolicy, ...]
     # Made with the State, so a reload replaces them whole (no answer outlives its policy).
-    preflights: cors.PreflightCache
+    decisions: cors.DecisionCache
     preflight_heads: heads.HeadCache
     request_facts: dict[tuple, RequestFacts]   # _facts' memo
     intercept: InterceptState | None = None
@@ -90,7 +90,7 @@ class State:
         if config.intercept is not None:
             intercept = InterceptState.of(config.intercept, previous.intercept if previous else None)
         return cls(config, routing.RouteTable(config.routes), json.dumps({"routes": rows}, indent=2).encode(),
-                   policies, cors.PreflightCache(), heads.HeadCache(), {}, intercept)
+                   policies, cors.DecisionCache(), heads.HeadCache(), {}, intercept)
 
     builtins = True
     intercepted = None
@@ -320,9 +320,9 @@ def _gates(request: web.BaseRequest | inline.MessageView, app: web.Application, 
     if match is not None and not match.route.applies_cors:
         decision = PASS_THROUGH
     elif facts.is_preflight:
-        return _preflight_response(state.preflights.preflight(policy, facts), state, trace)
+        return _preflight_response(state.decisions.preflight(policy, facts), state, trace)
     else:
-        decision = cors.actual(policy, facts)
+        decision = state.decisions.actual(policy, facts)
     trace.decided(decision)
     if match is None:
         return _json(404, targets.no_route(path), decision.headers)

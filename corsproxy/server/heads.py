@@ -1,7 +1,7 @@
 """Preflight answers whose header block is serialised once (issue #15).
 
 An allowed preflight is a 204 with the Decision's headers and no body, and a page sends the
-same few preflights over and over: `PreflightCache` (policy/cors.py) already returns the same
+same few preflights over and over: `DecisionCache` (policy/cors.py) already returns the same
 Decision for them. aiohttp's Response would copy the headers into a multidict, decide on
 Content-Length, Date, Server and Connection, and serialise the lot on every answer; an
 `EmptyAnswer` writes the block serialised once for its Decision (by the same serializer, so
@@ -56,7 +56,7 @@ class EmptyAnswer(web.StreamResponse):
 
 class HeadCache:
     """Each Decision's serialised header fields, kept as long as the Decision is (the entry
-    holds it, so an id reused by another object never matches). Bounded like PreflightCache:
+    holds it, so an id reused by another object never matches). Bounded like DecisionCache:
     when full, the oldest entry goes. Made with a State, so a reload replaces it whole."""
 
     def __init__(self, size: int = 1024) -> None:
