@@ -224,8 +224,10 @@ async def respond(request: web.BaseRequest, app: web.Application, state: State,
     trace = Trace(intercepted=targets.intercepted)
     try:
         answer = _gates(request, app, state, targets, trace)
-        response = answer if isinstance(answer, web.StreamResponse) else \
-            await _forward(request, app, state, targets, trace, answer)
+        if type(answer) is Onward:
+            response = await _forward(request, app, state, targets, trace, answer)
+        else:
+            response = answer.response() if type(answer) is heads.Head else answer
     except RequestRejected as exc:
         trace.decision, trace.reasons = "rejected", (exc.reason,)
         response = _text(exc.status, exc.reason)
@@ -246,7 +248,7 @@ def answer_inline(app: web.Application) -> Callable[[inline.MessageView], bytes 
             response = _gates(request, app, state, state, trace)
         except Exception:   # RequestRejected, or a fault `respond` answers (and logs) as a 500
             return None
-        if type(response) is not heads.EmptyAnswer:
+        if type(response) is not heads.Head:
             return None
         _report(request, app, state, response, trace, started)
         return response.head(request.version, request.keep_alive)
@@ -255,7 +257,7 @@ def answer_inline(app: web.Application) -> Callable[[inline.MessageView], bytes 
 
 
 def _report(request: web.BaseRequest | inline.MessageView, app: web.Application, state: State,
-            response: web.StreamResponse, trace: Trace, started: int) -> None:
+            response: web.StreamResponse | heads.Head, trace: Trace, started: int) -> None:
     """The log line, the cookie doctor and the inspector record of an answered request."""
     _log_request(request, response.status, trace, started)
     if trace.match is not None and "Set-Cookie" in response.headers:
@@ -294,7 +296,7 @@ class Onward(NamedTuple):
 
 
 def _gates(request: web.BaseRequest | inline.MessageView, app: web.Application, state: State,
-           targets: Targets, trace: Trace) -> web.StreamResponse | Onward:
+           targets: Targets, trace: Trace) -> web.StreamResponse | heads.Head | Onward:
     """Every gate, in order, without I/O: the answer when a gate gives it (rejections raise
     RequestRejected), else where the request goes on to."""
     if (problem := _framing_problem(request)) is not None:
@@ -431,10 +433,10 @@ def _facts_of(method: str, origin: str | None, request_method: str | None, asked
     )
 
 
-def _preflight_response(decision: Decision, state: State, trace: Trace) -> web.StreamResponse:
+def _preflight_response(decision: Decision, state: State, trace: Trace) -> web.StreamResponse | heads.Head:
     trace.decided(decision)
     if decision.status == 204:  # allowed, or a refusal the browser's console will name
-        return state.preflight_heads.answer(decision)
+        return state.preflight_heads.head(decision)
     return _text(decision.status or 403, "\n".join(decision.reasons), decision.headers)
 
 
