@@ -7,6 +7,8 @@ from collections.abc import Hashable
 from typing import TypeVar
 
 V = TypeVar("V")
+# What `entries.get(key, UNSEEN)` gives for a key not kept (None may be a kept answer).
+UNSEEN = object()
 
 
 def keep(entries: dict[Hashable, V], key: Hashable, value: V, size: int) -> V:

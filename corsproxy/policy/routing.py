@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 from corsproxy.errors import PathEscape
 from corsproxy.model import Route
-from corsproxy.policy.memo import keep
+from corsproxy.policy.memo import UNSEEN, keep
 
 MAX_PATH_LENGTH = 8192
 
@@ -89,7 +89,6 @@ class RouteTable:
 # are kept with the table (the oldest goes first; a refusal is never kept, it raises again).
 RESOLVED_SIZE = 1024
 RESOLVED_PATH_CHARS = 1024
-_UNSEEN = object()
 
 
 def resolve(table: RouteTable, raw_path: str) -> Match | None:
@@ -100,7 +99,7 @@ def resolve(table: RouteTable, raw_path: str) -> Match | None:
     """
     raw_path = raw_path.partition("?")[0]
     resolved = table._resolved
-    if (match := resolved.get(raw_path, _UNSEEN)) is not _UNSEEN:
+    if (match := resolved.get(raw_path, UNSEEN)) is not UNSEEN:
         return match  # type: ignore[return-value]
     match = _resolve(table, raw_path)
     if len(raw_path) <= RESOLVED_PATH_CHARS:

@@ -27,7 +27,7 @@ from corsproxy.errors import RequestRejected, UpstreamError
 from corsproxy.judge.cookies import CookieContext, CookieFinding, judge_set_cookie
 from corsproxy.model import BUILTIN_PREFIX, Config, CorsPolicy, Decision, RequestFacts, Route
 from corsproxy.policy import cors, origins, routing
-from corsproxy.policy.memo import keep
+from corsproxy.policy.memo import UNSEEN, keep
 from corsproxy.server import heads, inline, inspector, logs, upstream, websocket
 from corsproxy.server.intercept import InterceptState
 
@@ -40,6 +40,8 @@ PASS_THROUGH = Decision(allowed=True, kind="pass-through")
 # llhttp's own limits, as aiohttp's RequestHandler arguments: longer header or request lines
 # are refused (4xx) by the parser before any gate runs.
 PARSER_LIMITS = {"max_field_size": 16 * 1024, "max_line_size": 16 * 1024}
+# How many Host values a State keeps host_refusal's answer for (a browser sends one or two).
+HOSTS_KEPT = 64
 
 
 class Targets(Protocol):
@@ -78,6 +80,7 @@ class State:
     decisions: cors.DecisionCache
     preflight_heads: heads.HeadCache
     request_facts: dict[tuple, RequestFacts]   # _facts' memo
+    host_refusals: dict[str | None, str | None]   # host_refusal's memo
     intercept: InterceptState | None = None
 
     @classmethod
@@ -90,17 +93,22 @@ class State:
         if config.intercept is not None:
             intercept = InterceptState.of(config.intercept, previous.intercept if previous else None)
         return cls(config, routing.RouteTable(config.routes), json.dumps({"routes": rows}, indent=2).encode(),
-                   policies, cors.DecisionCache(), heads.HeadCache(), {}, intercept)
+                   policies, cors.DecisionCache(), heads.HeadCache(), {}, {}, intercept)
 
     builtins = True
     intercepted = None
     foreign_target_status = 400
 
     def host_refusal(self, host: str | None) -> str | None:
+        # A browser sends the same Host over and over; the answer is kept for a usable one.
+        if (refusal := self.host_refusals.get(host, UNSEEN)) is not UNSEEN:
+            return refusal  # type: ignore[return-value]
         server = self.config.server
-        if origins.host_allowed(server.allowed_hosts, server.allow_any_host, host):
-            return None
-        return _host_refusal(host, self.config)
+        refusal = None if origins.host_allowed(server.allowed_hosts, server.allow_any_host, host) \
+            else _host_refusal(host, self.config)
+        if host is None or len(host) <= origins.MAX_HOST_LENGTH:
+            keep(self.host_refusals, host, refusal, HOSTS_KEPT)
+        return refusal
 
     def resolve(self, path: str) -> routing.Match | None:
         return routing.resolve(self.table, path)

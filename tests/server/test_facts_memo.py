@@ -1,11 +1,12 @@
-"""A request's facts come from a bounded memo of the fields they are made from (app._facts):
-the same facts as made afresh, one entry per distinct set of those fields."""
+"""A request's facts (app._facts) and its Host's verdict (State.host_refusal) come from bounded memos:
+the same answers as made afresh, one entry per distinct input."""
 
 from __future__ import annotations
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
+from corsproxy import config as config_module
 from corsproxy.server import app
 
 PREFLIGHT = {"Host": "localhost:8080", "Origin": "http://localhost:3000", "Access-Control-Request-Method": "PUT",
@@ -47,3 +48,19 @@ def test_the_memo_is_bounded_and_keeps_no_long_request(monkeypatch: pytest.Monke
     long = {**PREFLIGHT, "Access-Control-Request-Headers": "x-" + "a" * app.FACTS_KEY_CHARS}
     assert facts(known, "OPTIONS", long).request_headers == ("x-" + "a" * app.FACTS_KEY_CHARS,)
     assert len(known) == 2 and all(key[0] == "GET" for key in known)
+
+
+def test_host_refusal_keeps_its_answer_per_host_bounded(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Host guard answers a Host as it did before, allowed or refused; at most HOSTS_KEPT are kept, no over-long one."""
+    monkeypatch.setattr(app, "HOSTS_KEPT", 3)
+    path = tmp_path / "c.yaml"
+    path.write_text("server:\n  allowed_hosts: [localhost]\nroutes:\n  - prefix: /api\n    upstream: http://127.0.0.1:9\n")
+    state = app.State.of(config_module.load(path, env={}))
+    long = "a" * 300 + ".example"
+    asked = ["localhost:8080", "evil.example", None, long, "localhost:8080", "evil.example"]
+    answers = [state.host_refusal(host) for host in asked]
+    assert answers[0] is None and answers[4] is None and answers[5] == answers[1]
+    assert "'evil.example' is not in server.allowed_hosts" in answers[1] and "no Host header" in answers[2]
+    assert "is not in server.allowed_hosts" in answers[3]
+    assert list(state.host_refusals) == ["localhost:8080", "evil.example", None]
+    assert state.host_refusal("devbox") is not None and list(state.host_refusals) == ["evil.example", None, "devbox"]
