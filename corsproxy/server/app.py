@@ -254,11 +254,11 @@ def answer_inline(app: web.Application) -> Callable[[inline.MessageView], bytes 
         trace = Trace()
         try:
             response = _gates(request, app, state, state, trace)
-        except Exception:   # RequestRejected, or a fault `respond` answers (and logs) as a 500
+            if type(response) is not heads.Head:
+                return None
+            _report(request, app, state, response, trace, started)
+        except Exception:   # RequestRejected, or a fault: `respond` answers it (a 500) and logs it
             return None
-        if type(response) is not heads.Head:
-            return None
-        _report(request, app, state, response, trace, started)
         return response.head(request.version, request.keep_alive)
 
     return answer

@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 
 from corsproxy import config as config_module
-from corsproxy.server import inline
+from corsproxy.server import inline, inspector
 from corsproxy.server.app import STATE, State
 from corsproxy.server.inspector import INSPECTOR
 from tests.conftest import ALLOWED, FOREIGN
@@ -168,3 +168,19 @@ async def test_an_idle_connection_still_times_out_after_an_inline_answer(proxy, 
     finally:
         writer.close()
     assert handled == []
+
+
+async def test_a_fault_in_the_inline_path_leaves_the_answer_to_the_handler(proxy, handled, monkeypatch):
+    """When reporting an inline answer raises (here: a record that cannot read the view), the
+    handler answers the preflight and the connection stays usable."""
+    record = inspector.record
+
+    def strict(request, *args):
+        if isinstance(request, inline.MessageView):
+            raise AttributeError("not a BaseRequest")
+        return record(request, *args)
+
+    monkeypatch.setattr(inspector, "record", strict)
+    got, rest = await exchange(proxy.port, preflight() + GET, answers=2)
+    assert [status for status, _, _ in got] == [204, 200] and rest == b"(still open)"
+    assert handled == [f"OPTIONS {ALLOWED}", f"GET {ALLOWED}"]
