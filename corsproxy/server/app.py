@@ -267,10 +267,11 @@ def answer_inline(app: web.Application) -> Callable[[inline.MessageView], bytes 
 def _report(request: web.BaseRequest | inline.MessageView, app: web.Application, state: State,
             response: web.StreamResponse | heads.Head, trace: Trace, started: int) -> None:
     """The log line, the cookie doctor and the inspector record of an answered request."""
-    _log_request(request, response.status, trace, started)
+    elapsed = time.perf_counter_ns() - started   # one duration for the line and the record
+    _log_request(request, response.status, trace, elapsed)
     if trace.match is not None and "Set-Cookie" in response.headers:
         trace.cookies = _doctor_cookies(app, response, trace)
-    inspector.record(request, app, response, trace, state.config, started)
+    inspector.record(request, app, response, trace, state.config, elapsed)
 
 
 def _doctor_cookies(app: web.Application, response: web.StreamResponse,
@@ -478,7 +479,7 @@ def _json(status: int, payload: dict, headers=()) -> web.Response:
     return web.Response(status=status, body=json.dumps(payload).encode(), content_type=JSON, headers=headers)
 
 
-def _log_request(request: web.BaseRequest, status: int, trace: Trace, started: int) -> None:
+def _log_request(request: web.BaseRequest, status: int, trace: Trace, elapsed: int) -> None:
     if trace.reasons and (status >= 400 or trace.decision == "refused"):
         line = partial(logs.request_line, "warning", "refused" if status in (204, 400, 403) else "request",
                        why=cors.join_reasons(trace.reasons))
@@ -493,4 +494,4 @@ def _log_request(request: web.BaseRequest, status: int, trace: Trace, started: i
     facts = trace.facts
     line(request.method, target[:300], trace.route, trace.source,
          request.headers.get("Origin") if facts is None else facts.origin, status, trace.upstream_status,
-         time.perf_counter_ns() - started, trace.decision, trace.intercepted)
+         elapsed, trace.decision, trace.intercepted)
