@@ -57,7 +57,7 @@ def configure(log_format: str = "console", level: str = "info") -> None:
         logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    line = ConsoleRequestLine if isinstance(renderer, ConsoleLine) else RequestLine
+    line = ConsoleRequestLine if isinstance(renderer, ConsoleLine) else JSONRequestLine
     request_line = line(sys.stderr, threshold, timestamp, renderer)
     info_line = request_line.info if threshold <= logging.INFO else None
     handler = logging.StreamHandler(sys.stderr)
@@ -258,6 +258,41 @@ class ConsoleRequestLine(RequestLine):
             self._write_rest(data, written)   # _write, inline: this is every request's line
 
 
+class JSONRequestLine(RequestLine):
+    """JSONLine's info line as one f-string when its text values are all printable ASCII that
+    json.dumps writes as they are (no quote, backslash or control character; nearly always);
+    otherwise through the fields dict and the JSON encoder."""
+
+    __slots__ = ()
+
+    def info(self, method: str, path: str, route: str | None, source: str | None, origin: str | None,
+             status: int, upstream_status: int | None, duration_ns: int, cors: str | None,
+             intercepted: str | None = None) -> None:
+        if _JSON_BARE.fullmatch(f"{method}{path}{route}{source}{origin}{cors}{intercepted}") is None:
+            self("info", "request", method, path, route, source, origin, status, upstream_status, duration_ns,
+                 cors, intercepted)
+            return
+        whole, part = divmod((duration_ns + 5_000) // 10_000, 100)   # hundredths(), inline
+        # None is null, a text is quoted: request_fields's keys in its order, then event, level and
+        # timestamp, as JSONLine writes them.
+        route_ = "null" if route is None else f'"{route}"'
+        source_ = "null" if source is None else f'"{source}"'
+        origin_ = "null" if origin is None else f'"{origin}"'
+        cors_ = "null" if cors is None else f'"{cors}"'
+        upstream_ = "null" if upstream_status is None else upstream_status
+        shown = f', "intercepted": "{intercepted}"' if intercepted else ""
+        line = (f'{{"method": "{method}", "path": "{path}", "route": {route_}, "source": {source_}, '
+                f'"origin": {origin_}, "status": {status}, "upstream_status": {upstream_}, '
+                f'"duration_ms": {whole}{_DECIMALS[part]}, "cors": {cors_}{shown}, "event": "request", '
+                f'"level": "info", "timestamp": "{self._timestamp.now()}"}}\n')
+        if self._fd is None:
+            self._write(line)
+        elif (written := os.write(self._fd, data := line.encode(self._encoding, self._errors))) < len(data):
+            self._write_rest(data, written)
+
+
+# Text json.dumps writes as it is: printable ASCII but the quote and the backslash.
+_JSON_BARE = re.compile(r'[ !#-\[\]-~]*')
 # Text ConsoleRenderer writes bare and unescaped: printable ASCII but space, quotes and "=".
 _BARE = re.compile(r"[!#-&(-<>-~]*")
 # What repr() writes of a float after its whole part when it has two decimals: .0 .01 ... .99

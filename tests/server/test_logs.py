@@ -155,6 +155,27 @@ def test_info_line_is_console_renderers_line(tmp_path, monkeypatch, configured_h
     assert lines[1] == expected
 
 
+JSON_VALUES = {**INFO_VALUES, "a quote and a backslash": {**VALUES, "path": '/api/"a\\b'},
+               "DEL": {**VALUES, "origin": "http://a\x7fb"}}
+
+
+@pytest.mark.parametrize("values", JSON_VALUES.values(), ids=JSON_VALUES.keys())
+def test_json_info_line_is_json_renderers_line(tmp_path, monkeypatch, configured_here, values: dict) -> None:
+    """The JSON info line is JSONRenderer's object for the same fields, byte for byte, written to
+    the file stderr is, in order with structlog's own lines."""
+    path = tmp_path / "stderr"
+    with open(path, "w", buffering=1, errors="backslashreplace") as stderr:
+        monkeypatch.setattr(sys, "stderr", stderr)
+        logs.configure("json", "info")
+        logs.get_logger().info("before")
+        logs.info_line(*values.values())
+        logs.get_logger().info("after")
+    fields = {**logs.request_fields(**values), "event": "request", "level": "info", "timestamp": "T"}
+    lines = [STAMP.sub("T", line) for line in path.read_text().splitlines()]
+    assert len(lines) == 3 and '"before"' in lines[0] and '"after"' in lines[2], lines
+    assert lines[1] == JSONRenderer()(None, "info", fields)
+
+
 @pytest.mark.parametrize(("duration_ns", "shown"), [
     (0, "0.0"), (4_999, "0.0"), (5_000, "0.01"), (1_000_000, "1.0"), (1_230_000, "1.23"), (1_234_999, "1.23"),
     (1_235_000, "1.24"), (10_100_000, "10.1"), (99_995_000, "100.0"), (3_600_000_000_000, "3600000.0"),
