@@ -11,6 +11,16 @@ instead of a BaseRequest. When it gives bytes, they are written here, in order, 
 keep-alive timer restarts as aiohttp's loop would restart it; when it gives None (anything that
 is not a cached allowed preflight), the message and every one after it take aiohttp's own way.
 
+"Idle" also covers the moment between two requests the handler task answered: its request is
+finished (response written, keep-alive, body read, nothing queued) but start() has not yet
+resumed to wait for the next one. On uvloop the next request's bytes often arrive first;
+without this, a client that keeps pace would take aiohttp's way for a whole connection.
+`_between` marks that moment (and a new connection's, before its task first runs): set when
+`_handle_request` returns such an answer with the queue empty, cleared whenever a message is
+left in the queue (the task's only source of work). While it holds, the task has nothing to
+answer and will either wait or, if the connection is closing, stop (`_close` and
+`_force_close` are checked too); a cancelled task stops after the answer was written whole.
+
 It reads RequestHandler's private state (there is no public hook between parsing and the
 handler): the names are in `HANDLER_STATE`, which tests/server/test_inline.py checks against
 the installed aiohttp, whose version pyproject.toml bounds.
@@ -27,8 +37,8 @@ from aiohttp.streams import EMPTY_PAYLOAD
 # RequestHandler's (and its BaseProtocol's) private attributes and methods this module uses.
 HANDLER_STATE = ("_waiter", "_messages", "_parser", "_paused", "_payload_parser", "_upgraded", "_close",
                  "_force_close", "_keepalive", "_keepalive_timeout", "_next_keepalive_close_time",
-                 "_keepalive_handle", "_process_keepalive", "_buffer_paused", "_msg_queue_resume_size",
-                 "_resume_reading_if_drained", "_loop")
+                 "_keepalive_handle", "_process_keepalive", "_buffer_paused", "_max_msg_queue_size",
+                 "_resume_reading_for_buffer", "_loop", "_handle_request")
 
 
 class MessageView:
@@ -65,29 +75,59 @@ class InlineHandler(web.RequestHandler):
     def __init__(self, manager: InlineServer, **kwargs) -> None:
         super().__init__(manager, **kwargs)
         self._server, self._answer, self._scheme = manager, manager.answer, "http"
+        self._between = True   # a new connection's handler task has nothing to answer yet
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._scheme = "https" if self.ssl_context else "http"
 
     def data_received(self, data: bytes) -> None:
+        if self._idle():
+            self._offer(data)
+        else:
+            super().data_received(data)
+        if self._messages:
+            self._between = False   # the handler task has work again
+
+    def _idle(self) -> bool:
+        """Whether the handler task has nothing to answer and will wait for the next message."""
         waiter = self._waiter
-        if (waiter is None or waiter.done() or self._messages or self._paused or self._close or self._force_close
-                or self._payload_parser is not None or self._upgraded or not self._keepalive):
-            return super().data_received(data)
+        ready = self._between if waiter is None else not waiter.done() and self._keepalive
+        return ready and not (self._messages or self._paused or self._close or self._force_close
+                              or self._payload_parser is not None or self._upgraded)
+
+    def _offer(self, data: bytes) -> None:
+        """aiohttp's parsing and queueing; the leading answerable messages answered here, the
+        rest left in order for the handler task (woken if it waits)."""
+        waiter = self._waiter
         self._waiter = None   # aiohttp's own parsing and queueing, without waking the handler yet
         try:
             super().data_received(data)
+            while self._answered_all() and self._buffer_paused:
+                # A full queue paused reading and is drained now: what start()'s
+                # _resume_reading_if_drained does, without re-entering this method through it.
+                super().data_received(b"")   # the parser's buffered pipelined requests
+                if len(self._messages) < self._max_msg_queue_size:
+                    self._resume_reading_for_buffer()
         finally:
             self._waiter = waiter
+        if self._messages and waiter is not None:
+            waiter.set_result(None)   # the rest, in order, the way aiohttp answers them
+
+    def _answered_all(self) -> bool:
+        """Answer the leading messages this can; whether none is left for the handler task."""
         messages = self._messages
         while messages and self._answered(*messages[0]):
             messages.popleft()
             self._parser.message_consumed()
-        if messages:
-            waiter.set_result(None)   # the rest, in order, the way aiohttp answers them
-        elif self._buffer_paused and len(messages) <= self._msg_queue_resume_size:
-            self._resume_reading_if_drained()   # as aiohttp's loop does once its queue drains
+        return not messages
+
+    async def _handle_request(self, request, start_time, request_handler):
+        self._between = False
+        resp, reset = await super()._handle_request(request, start_time, request_handler)
+        # What start() checks before it loops back to wait, known here one loop turn earlier.
+        self._between = not reset and resp.keep_alive and request.content.is_eof() and not self._messages
+        return resp, reset
 
     def _answered(self, message, payload) -> bool:
         """Whether `answer` answered this message (written, counted, keep-alive timer restarted)."""

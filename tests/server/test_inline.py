@@ -184,3 +184,105 @@ async def test_a_fault_in_the_inline_path_leaves_the_answer_to_the_handler(proxy
     got, rest = await exchange(proxy.port, preflight() + GET, answers=2)
     assert [status for status, _, _ in got] == [204, 200] and rest == b"(still open)"
     assert handled == [f"OPTIONS {ALLOWED}", f"GET {ALLOWED}"]
+
+
+
+async def test_more_pipelined_preflights_than_aiohttp_queues_are_all_answered_in_order(proxy, handled):
+    """40 preflights and a GET in one write (aiohttp pauses reading at 32 queued): 41 answers in order."""
+    got, rest = await exchange(proxy.port, preflight() * 40 + GET, answers=41)
+    assert [status for status, _, _ in got] == [204] * 40 + [200] and rest == b"(still open)"
+    assert handled == [f"GET {ALLOWED}"]
+
+
+class Arrivals:
+    """How many times bytes reached a proxy connection's data_received (and were handled there)."""
+
+    def __init__(self) -> None:
+        self.count, self._changed = 0, asyncio.Event()
+
+    def note(self) -> None:
+        self.count += 1
+        self._changed.set()
+
+    async def reach(self, count: int) -> None:
+        while self.count < count:
+            self._changed.clear()
+            await asyncio.wait_for(self._changed.wait(), 5)
+
+
+@pytest.fixture
+def arrivals(monkeypatch) -> Arrivals:
+    seen, original = Arrivals(), inline.InlineHandler.data_received
+
+    def noting(self, data: bytes) -> None:
+        original(self, data)
+        if data:   # not aiohttp's own reparse of buffered requests
+            seen.note()
+
+    monkeypatch.setattr(inline.InlineHandler, "data_received", noting)
+    return seen
+
+
+def hold_after_first_request(monkeypatch, until) -> None:
+    """The handler task, once its first request is answered and written, waits for `until()`
+    before it loops back: the moment uvloop often gives the next request's bytes."""
+    original = inline.InlineHandler._handle_request
+    held: list[bool] = []
+
+    async def holding(self, *args):
+        answer = await original(self, *args)
+        if not held:
+            held.append(True)
+            await until()
+        return answer
+
+    monkeypatch.setattr(inline.InlineHandler, "_handle_request", holding)
+
+
+async def test_preflights_arriving_as_the_handler_finishes_a_request_are_answered_inline_in_order(
+        proxy, handled, arrivals, monkeypatch):
+    """A GET, then (after its answer, before the handler task waits again) preflight, preflight,
+    GET, preflight in one write: the first two inline, all five in order, one log line each."""
+    hold_after_first_request(monkeypatch, lambda: arrivals.reach(2))
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    with structlog.testing.capture_logs() as logged:
+        try:
+            writer.write(GET)
+            got = [await read_answer(reader)]
+            writer.write(preflight() + preflight() + GET + preflight())
+            got += [await read_answer(reader) for _ in range(4)]
+        finally:
+            writer.close()
+    assert [status for status, _, _ in got] == [200, 204, 204, 200, 204]
+    assert got[1] == got[2] == got[4] and got[0] == got[3]   # inline bytes are the handler's
+    assert handled == [f"GET {ALLOWED}", f"GET {ALLOWED}", f"OPTIONS {ALLOWED}"]
+    assert [(line["method"], line["status"]) for line in logged] == [
+        ("GET", 200), ("OPTIONS", 204), ("OPTIONS", 204), ("GET", 200), ("OPTIONS", 204)]
+
+
+async def test_a_preflight_behind_a_request_queued_in_that_moment_waits_for_its_answer(
+        proxy, handled, arrivals, monkeypatch):
+    """A GET queued after an answer, before the handler task waits again: a preflight arriving
+    while that GET is being answered is answered after it, by the handler."""
+    hold_after_first_request(monkeypatch, lambda: arrivals.reach(2))
+    server = proxy.server.runner.server
+    counting = server.request_handler
+
+    async def second_waits_for_the_preflight(request: web.BaseRequest) -> web.StreamResponse:
+        if len(handled) == 1:
+            await arrivals.reach(3)
+        return await counting(request)
+
+    server.request_handler = second_waits_for_the_preflight
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    try:
+        writer.write(GET)
+        got = [await read_answer(reader)]
+        writer.write(GET)
+        await arrivals.reach(2)
+        writer.write(preflight())
+        got += [await read_answer(reader) for _ in range(2)]
+    finally:
+        writer.close()
+    assert [status for status, _, _ in got] == [200, 200, 204]
+    assert handled == [f"GET {ALLOWED}", f"GET {ALLOWED}", f"OPTIONS {ALLOWED}"]
