@@ -14,7 +14,7 @@ from corsproxy.config.loader import policy_values
 from corsproxy.errors import StoreError
 from corsproxy.model import Config, CorsPolicy, ServerSettings
 from corsproxy.policy.origins import loopback_host, page_host, same_host_advice
-from corsproxy.server import logs
+from corsproxy.server import logs, memory
 from corsproxy.server.app import STATE, ProxyRunner, build_app
 from corsproxy.server.logs import cannot_listen, display_url
 from corsproxy.server.listener import Listener
@@ -36,6 +36,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 def run(config: Config, *, grace: float = DEFAULT_GRACE, source: ConfigSource | None = None,
         ready: Callable[[str, str], None] | None = None, reuse_port: bool = False) -> int:
+    memory.keep_stream_buffers()
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(serve(config, grace=grace, source=source, ready=ready or _print_ready,
                                 reuse_port=reuse_port))
