@@ -226,7 +226,7 @@ def arrivals(monkeypatch) -> Arrivals:
 def hold_after_first_request(monkeypatch, until) -> None:
     """The handler task, once its first request is answered and written, waits for `until()`
     before it loops back: the moment uvloop often gives the next request's bytes."""
-    original = inline.InlineHandler._handle_request
+    original = inline.InlineHandler.finish_response
     held: list[bool] = []
 
     async def holding(self, *args):
@@ -236,7 +236,7 @@ def hold_after_first_request(monkeypatch, until) -> None:
             await until()
         return answer
 
-    monkeypatch.setattr(inline.InlineHandler, "_handle_request", holding)
+    monkeypatch.setattr(inline.InlineHandler, "finish_response", holding)
 
 
 async def test_preflights_arriving_as_the_handler_finishes_a_request_are_answered_inline_in_order(
