@@ -177,6 +177,12 @@ request_line: Callable[..., None] = _structlog_line
 info_line: Callable[..., None] | None = _structlog_info
 
 
+# Text json.dumps writes as it is: printable ASCII but the quote and the backslash.
+_JSON_BARE = re.compile(r'[ !#-\[\]-~]*')
+# Text ConsoleRenderer writes bare and unescaped: printable ASCII but space, quotes and "=".
+_BARE = re.compile(r"[!#-&(-<>-~]*")
+
+
 class RequestLine:
     """The request line, written by what structlog's chain would run for it (add_log_level,
     UtcTimestamp, the printable values, ConsoleLine or JSONLine, WriteLogger's write and flush)
@@ -196,8 +202,20 @@ class RequestLine:
             self._write(self._renderer.fields_line(self._timestamp.now(), level, event,
                                                    request_fields(*values, **named)) + "\n")
 
-    def info(self, *values) -> None:
-        self("info", "request", *values)
+    # Text the renderer writes as it is: a line of only such values is `_render`'s one f-string.
+    _BARE_TEXT: re.Pattern[str]
+
+    def info(self, method: str, path: str, route: str | None, source: str | None, origin: str | None,
+             status: int, upstream_status: int | None, duration_ns: int, cors: str | None,
+             intercepted: str | None = None) -> None:
+        """The info request line: `_render`'s when every text value is bare (nearly always; the
+        numbers always are), else the renderer's, which escapes and quotes value by value."""
+        if self._BARE_TEXT.fullmatch(f"{method}{path}{route}{source}{origin}{cors}{intercepted}") is None:
+            self("info", "request", method, path, route, source, origin, status, upstream_status, duration_ns,
+                 cors, intercepted)
+        else:
+            self._write(self._render(method, path, route, source, origin, status, upstream_status, duration_ns,
+                                     cors, intercepted))
 
     def _write(self, line: str) -> None:
         """`line` as the stream would write it. A line-buffered stream on a blocking descriptor
@@ -232,30 +250,23 @@ class ConsoleRequestLine(RequestLine):
     ConsoleLine.fields_line, which escapes and quotes value by value."""
 
     __slots__ = ("_pieces",)
+    _BARE_TEXT = _BARE
 
     def __init__(self, stream: TextIO, threshold: int, timestamp: UtcTimestamp, renderer: ConsoleLine) -> None:
         super().__init__(stream, threshold, timestamp, renderer)
         self._pieces = renderer.request_pieces("info", "request")
 
-    def info(self, method: str, path: str, route: str | None, source: str | None, origin: str | None,
-             status: int, upstream_status: int | None, duration_ns: int, cors: str | None,
-             intercepted: str | None = None) -> None:
-        # None is written "None" either way; the numbers are always bare.
-        if _BARE.fullmatch(f"{method}{path}{route}{source}{origin}{cors}{intercepted}") is None:
-            self("info", "request", method, path, route, source, origin, status, upstream_status, duration_ns,
-                 cors, intercepted)
-            return
+    def _render(self, method: str, path: str, route: str | None, source: str | None, origin: str | None,
+                status: int, upstream_status: int | None, duration_ns: int, cors: str | None,
+                intercepted: str | None) -> str:
+        # None is written "None" either way, as ConsoleRenderer writes it.
         (stamp_, cors_, duration_, intercepted_, method_, origin_, path_, route_, source_, status_, upstream_,
          end) = self._pieces
         whole, part = divmod((duration_ns + 5_000) // 10_000, 100)   # hundredths(), inline
         shown = f"{intercepted_}{intercepted}" if intercepted else ""
-        line = (f"{stamp_}{self._timestamp.now()}{cors_}{cors}{duration_}{whole}{_DECIMALS[part]}{shown}"
+        return (f"{stamp_}{self._timestamp.now()}{cors_}{cors}{duration_}{whole}{_DECIMALS[part]}{shown}"
                 f"{method_}{method}{origin_}{origin}{path_}{path}{route_}{route}{source_}{source}"
                 f"{status_}{status}{upstream_}{upstream_status}{end}")
-        if self._fd is None:
-            self._write(line)
-        elif (written := os.write(self._fd, data := line.encode(self._encoding, self._errors))) < len(data):
-            self._write_rest(data, written)   # _write, inline: this is every request's line
 
 
 class JSONRequestLine(RequestLine):
@@ -264,14 +275,11 @@ class JSONRequestLine(RequestLine):
     otherwise through the fields dict and the JSON encoder."""
 
     __slots__ = ()
+    _BARE_TEXT = _JSON_BARE
 
-    def info(self, method: str, path: str, route: str | None, source: str | None, origin: str | None,
-             status: int, upstream_status: int | None, duration_ns: int, cors: str | None,
-             intercepted: str | None = None) -> None:
-        if _JSON_BARE.fullmatch(f"{method}{path}{route}{source}{origin}{cors}{intercepted}") is None:
-            self("info", "request", method, path, route, source, origin, status, upstream_status, duration_ns,
-                 cors, intercepted)
-            return
+    def _render(self, method: str, path: str, route: str | None, source: str | None, origin: str | None,
+                status: int, upstream_status: int | None, duration_ns: int, cors: str | None,
+                intercepted: str | None) -> str:
         whole, part = divmod((duration_ns + 5_000) // 10_000, 100)   # hundredths(), inline
         # None is null, a text is quoted: request_fields's keys in its order, then event, level and
         # timestamp, as JSONLine writes them.
@@ -281,20 +289,12 @@ class JSONRequestLine(RequestLine):
         cors_ = "null" if cors is None else f'"{cors}"'
         upstream_ = "null" if upstream_status is None else upstream_status
         shown = f', "intercepted": "{intercepted}"' if intercepted else ""
-        line = (f'{{"method": "{method}", "path": "{path}", "route": {route_}, "source": {source_}, '
+        return (f'{{"method": "{method}", "path": "{path}", "route": {route_}, "source": {source_}, '
                 f'"origin": {origin_}, "status": {status}, "upstream_status": {upstream_}, '
                 f'"duration_ms": {whole}{_DECIMALS[part]}, "cors": {cors_}{shown}, "event": "request", '
                 f'"level": "info", "timestamp": "{self._timestamp.now()}"}}\n')
-        if self._fd is None:
-            self._write(line)
-        elif (written := os.write(self._fd, data := line.encode(self._encoding, self._errors))) < len(data):
-            self._write_rest(data, written)
 
 
-# Text json.dumps writes as it is: printable ASCII but the quote and the backslash.
-_JSON_BARE = re.compile(r'[ !#-\[\]-~]*')
-# Text ConsoleRenderer writes bare and unescaped: printable ASCII but space, quotes and "=".
-_BARE = re.compile(r"[!#-&(-<>-~]*")
 # What repr() writes of a float after its whole part when it has two decimals: .0 .01 ... .99
 _DECIMALS = tuple("." + (f"{i:02d}".rstrip("0") or "0") for i in range(100))
 
