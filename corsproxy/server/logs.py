@@ -14,6 +14,7 @@ processor chain: it renders the same line straight from its fields.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import logging
@@ -50,17 +51,18 @@ def configure(log_format: str = "console", level: str = "info") -> None:
     # hostile origin or path is escaped first (a terminal must not run what a request sent).
     renderer = JSONLine() if log_format == "json" else ConsoleLine(colors=sys.stderr.isatty())
     renderers: list[structlog.typing.Processor] = [renderer] if _json else [_printable_values, renderer]
+    line = ConsoleRequestLine if isinstance(renderer, ConsoleLine) else JSONRequestLine
+    request_line = line(sys.stderr, threshold, timestamp, renderer)
+    info_line = request_line.info if threshold <= logging.INFO else None
+    stderr = HeldLinesFirst(sys.stderr, request_line)
     structlog.configure(
         processors=[*shared, *renderers],
         # Filtered-out levels become no-op methods: a disabled debug line costs one call.
         wrapper_class=structlog.make_filtering_bound_logger(threshold),
-        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(stderr),
         cache_logger_on_first_use=True,
     )
-    line = ConsoleRequestLine if isinstance(renderer, ConsoleLine) else JSONRequestLine
-    request_line = line(sys.stderr, threshold, timestamp, renderer)
-    info_line = request_line.info if threshold <= logging.INFO else None
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
@@ -69,6 +71,29 @@ def configure(log_format: str = "console", level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("aiohttp.server").addFilter(_MALFORMED_REQUEST)
+
+
+def batch_lines(loop: asyncio.AbstractEventLoop | None) -> None:
+    """Hold the request lines of each turn of `loop` and write them in one go at its end (one
+    write(2) per line cost a preflight a fifth of its CPU time, issue #15); None writes what is
+    held and goes back to a write per line. serve binds its loop while it runs."""
+    if isinstance(request_line, RequestLine):
+        request_line.bind(loop)
+
+
+class HeldLinesFirst:
+    """stderr as structlog's and logging's writers see it: the request lines held for the end of
+    the loop's turn are written before anything else is, so the log keeps its order."""
+
+    def __init__(self, stream: TextIO, lines: RequestLine) -> None:
+        self._stream, self._lines = stream, lines
+
+    def write(self, text: str) -> int:
+        self._lines.flush()
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
 
 
 def _printable_values(_logger, _method, event_dict: dict) -> dict:
@@ -190,12 +215,15 @@ class RequestLine:
     the same bytes (tests/server/test_logs.py compares them). `ConsoleRequestLine` writes the
     console's info line without the fields dict too."""
 
-    __slots__ = ("_stream", "_threshold", "_timestamp", "_renderer", "_fd", "_encoding", "_errors")
+    __slots__ = ("_stream", "_threshold", "_timestamp", "_renderer", "_fd", "_encoding", "_errors", "_loop",
+                 "_pending")
 
     def __init__(self, stream: TextIO, threshold: int, timestamp: UtcTimestamp,
                  renderer: ConsoleLine | JSONLine) -> None:
         self._stream, self._threshold, self._timestamp, self._renderer = stream, threshold, timestamp, renderer
         self._fd, self._encoding, self._errors = _line_buffered_fd(stream), stream.encoding, stream.errors
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[bytes] = []
 
     def __call__(self, level: str, event: str, *values, **named) -> None:
         if _LEVEL_NUMBERS[level] >= self._threshold:
@@ -220,16 +248,34 @@ class RequestLine:
     def _write(self, line: str) -> None:
         """`line` as the stream would write it. A line-buffered stream on a blocking descriptor
         (stderr, as serve runs) flushes every line anyway, and its other writers (structlog,
-        logging) flush after each line, so the bytes go straight to the descriptor: the text
-        layer's write and flush cost more than rendering the line does (issue #15)."""
+        logging) flush after each line, so the bytes go to the descriptor itself: the text
+        layer's write and flush cost more than rendering the line does (issue #15). While a
+        loop is bound (`batch_lines`), the lines of one turn of it go in one write at its end."""
         if self._fd is None:
             self._stream.write(line)
             self._stream.flush()
             return
         data = line.encode(self._encoding, self._errors)
-        self._write_rest(data, os.write(self._fd, data))
+        if self._loop is None:
+            self._write_all(data)
+            return
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
 
-    def _write_rest(self, data: bytes, written: int) -> None:
+    def flush(self) -> None:
+        """Write the lines held for the end of this turn of the loop, if any."""
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._write_all(data)
+
+    def bind(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.flush()
+        self._loop = loop
+
+    def _write_all(self, data: bytes) -> None:
+        written = os.write(self._fd, data)
         while written < len(data):   # a blocking descriptor takes it all, but a signal may split it
             written += os.write(self._fd, data[written:])
 

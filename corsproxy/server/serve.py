@@ -97,6 +97,7 @@ async def serve(config: Config, *, grace: float, source: ConfigSource | None,
         background.append(asyncio.create_task(_warn_unreachable(config)))
     if listener:
         _announce_intercept(app, listener)
+    logs.batch_lines(loop)
     try:
         await stop.wait()
         get_logger().info("stopping", grace_seconds=grace)
@@ -108,6 +109,7 @@ async def serve(config: Config, *, grace: float, source: ConfigSource | None,
     finally:
         for sig in (*STOP_SIGNALS, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        logs.batch_lines(None)
     get_logger().info("stopped")
     return 0
 

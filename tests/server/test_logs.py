@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -174,6 +175,40 @@ def test_json_info_line_is_json_renderers_line(tmp_path, monkeypatch, configured
     lines = [STAMP.sub("T", line) for line in path.read_text().splitlines()]
     assert len(lines) == 3 and '"before"' in lines[0] and '"after"' in lines[2], lines
     assert lines[1] == JSONRenderer()(None, "info", fields)
+
+
+async def test_request_lines_of_one_turn_go_out_together_after_what_came_before(tmp_path, monkeypatch,
+                                                                                configured_here) -> None:
+    """While serve's loop is bound, the request lines of one turn of it are held and written at its
+    end, in one write; a structlog or logging line writes what is held first, so the order holds;
+    unbinding writes the rest."""
+    path = tmp_path / "stderr"
+    writes = []
+    real_write = logs.os.write
+    monkeypatch.setattr(logs.os, "write", lambda fd, data: writes.append(data) or real_write(fd, data))
+
+    def lines() -> list[str]:
+        return [re.search(r"\] (\S+)", line).group(1) for line in path.read_text().splitlines()]
+
+    with open(path, "w", buffering=1) as stderr:
+        monkeypatch.setattr(sys, "stderr", stderr)
+        logs.configure("console", "info")
+        logs.batch_lines(asyncio.get_running_loop())
+        logs.info_line(*VALUES.values())
+        logs.request_line("warning", "refused", **HOSTILE)
+        assert lines() == []
+        logs.get_logger().info("between")
+        logging.getLogger("aiohttp.server").warning("from logging")
+        assert lines() == ["request", "refused", "between", "from"]
+        logs.info_line(*VALUES.values())
+        await asyncio.sleep(0)   # the rest of this turn: the held line goes out at its end
+        assert lines() == ["request", "refused", "between", "from", "request"]
+        logs.info_line(*VALUES.values())
+        logs.batch_lines(None)
+        assert lines() == ["request", "refused", "between", "from", "request", "request"]
+        logs.info_line(*VALUES.values())
+        assert len(lines()) == 7
+    assert len(writes) == 4   # the first two lines together, then one per turn, and the last unheld
 
 
 @pytest.mark.parametrize(("duration_ns", "shown"), [
