@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import io
 import json
 import logging
 import os
@@ -221,7 +222,7 @@ class RequestLine:
     def __init__(self, stream: TextIO, threshold: int, timestamp: UtcTimestamp,
                  renderer: ConsoleLine | JSONLine) -> None:
         self._stream, self._threshold, self._timestamp, self._renderer = stream, threshold, timestamp, renderer
-        self._fd, self._encoding, self._errors = _line_buffered_fd(stream), stream.encoding, stream.errors
+        self._fd, self._encoding, self._errors = _direct_fd(stream), stream.encoding, stream.errors
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[bytes] = []
 
@@ -246,11 +247,11 @@ class RequestLine:
                                      cors, intercepted))
 
     def _write(self, line: str) -> None:
-        """`line` as the stream would write it. A line-buffered stream on a blocking descriptor
-        (stderr, as serve runs) flushes every line anyway, and its other writers (structlog,
-        logging) flush after each line, so the bytes go to the descriptor itself: the text
-        layer's write and flush cost more than rendering the line does (issue #15). While a
-        loop is bound (`batch_lines`), the lines of one turn of it go in one write at its end."""
+        """`line` as the stream would write it. A stream that holds nothing back (stderr, see
+        `_direct_fd`) would write each line at once, and its other writers (structlog, logging)
+        flush after each line, so the bytes go to the descriptor itself: the text layer's write
+        and flush cost more than rendering the line does (issue #15). While a loop is bound
+        (`batch_lines`), the lines of one turn of it go in one write at its end."""
         if self._fd is None:
             self._stream.write(line)
             self._stream.flush()
@@ -280,12 +281,15 @@ class RequestLine:
             written += os.write(self._fd, data[written:])
 
 
-def _line_buffered_fd(stream: TextIO) -> int | None:
-    """The descriptor under a line-buffered text stream that blocks; None for anything else (a
-    test's capture, a fully buffered file), which is written through the stream itself."""
+def _direct_fd(stream: TextIO) -> int | None:
+    """The descriptor under a text stream that holds nothing back, on a blocking descriptor:
+    stderr as Python makes it (write-through to the raw file: every write is a write(2)) or a
+    line-buffered file. None for anything else (a test's capture, a fully buffered file), which
+    is written through the stream itself."""
     try:
         fd = stream.fileno()
-        return fd if stream.line_buffering and os.get_blocking(fd) else None
+        direct = stream.line_buffering or (stream.write_through and isinstance(stream.buffer, io.FileIO))
+        return fd if direct and os.get_blocking(fd) else None
     except (AttributeError, OSError, ValueError):
         return None
 

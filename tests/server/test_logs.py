@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import subprocess
 import sys
 import time
 from datetime import datetime
@@ -209,6 +210,35 @@ async def test_request_lines_of_one_turn_go_out_together_after_what_came_before(
         logs.info_line(*VALUES.values())
         assert len(lines()) == 7
     assert len(writes) == 4   # the first two lines together, then one per turn, and the last unheld
+
+
+HELD_BY_A_REAL_STDERR = f"""
+import asyncio, os
+from corsproxy.server import logs
+logs.configure("console", "info")
+
+async def main():
+    logs.batch_lines(asyncio.get_running_loop())
+    logs.info_line(*{tuple(VALUES.values())!r})
+    logs.info_line(*{tuple(VALUES.values())!r})
+    held = os.fstat(2).st_size
+    await asyncio.sleep(0)
+    print(held, os.fstat(2).st_size)
+
+asyncio.run(main())
+"""
+
+
+def test_python_s_own_stderr_gets_the_held_lines(tmp_path) -> None:
+    """Python's stderr (write-through to the raw file, not line-buffered) is written directly,
+    so serve's lines are held to the end of the turn there too, not written one by one."""
+    path = tmp_path / "stderr"
+    with open(path, "wb") as stderr:
+        out = subprocess.run([sys.executable, "-c", HELD_BY_A_REAL_STDERR], stderr=stderr, capture_output=False,
+                             stdout=subprocess.PIPE, text=True, timeout=60, check=True).stdout
+    held, written = map(int, out.split())
+    assert held == 0 and written == path.stat().st_size > 0
+    assert [re.search(r"\] (\S+)", line).group(1) for line in path.read_text().splitlines()] == ["request"] * 2
 
 
 @pytest.mark.parametrize(("duration_ns", "shown"), [
