@@ -35,6 +35,8 @@ from aiohttp import web
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import EMPTY_PAYLOAD
 
+from corsproxy.server import coalesce
+
 # RequestHandler's (and its BaseProtocol's) private attributes and methods this module uses
 # (and finish_response, whose place in _handle_request it relies on).
 HANDLER_STATE = ("_waiter", "_messages", "_parser", "_paused", "_payload_parser", "_upgraded", "_close",
@@ -68,6 +70,7 @@ class InlineServer(web.Server):
     def __init__(self, handler, answer: Answer, **kwargs) -> None:
         super().__init__(handler, **kwargs)
         self.answer = answer
+        self.turn = coalesce.Turn(self._loop)
 
     def __call__(self) -> InlineHandler:
         return InlineHandler(self, loop=self._loop, **self._kwargs)
@@ -80,7 +83,8 @@ class InlineHandler(web.RequestHandler):
         self._between = True   # a new connection's handler task has nothing to answer yet
 
     def connection_made(self, transport) -> None:
-        super().connection_made(transport)
+        # Every answer on this connection, inline or aiohttp's, leaves at the end of the turn.
+        super().connection_made(coalesce.HeldWrites(transport, self._server.turn))
         self._scheme = "https" if self.ssl_context else "http"
 
     def data_received(self, data: bytes) -> None:

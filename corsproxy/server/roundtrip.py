@@ -26,6 +26,8 @@ from aiohttp.client_proto import ResponseHandler
 from aiohttp.http import StreamWriter
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from corsproxy.server import coalesce
+
 # An idle connection is closed this long after its last use (aiohttp's keepalive_timeout).
 IDLE_SECONDS = 15.0
 # How long one address may take to connect before the next is tried too (aiohttp's default).
@@ -57,13 +59,18 @@ class Limits(NamedTuple):
 class _Connection(ResponseHandler):
     """aiohttp's client protocol, which leaves the pool when the upstream closes it."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, turn: coalesce.Turn) -> None:
         super().__init__(loop)
+        self._turn = turn
         self.idle_since = 0.0
         self.idle_in: deque[_Connection] | None = None
         # What its response parser was made for: llhttp reads message after message, so a
         # new one is needed only when these change (a HEAD answer has no body; a reload's limits).
         self.parsing: tuple[bool, Limits] | None = None
+
+    def connection_made(self, transport) -> None:
+        # Requests sent in one turn of the loop leave together at its end (server/coalesce.py).
+        super().connection_made(coalesce.HeldWrites(transport, self._turn))
 
     def connection_lost(self, exc: BaseException | None) -> None:
         super().connection_lost(exc)
@@ -81,6 +88,7 @@ class Pool:
         self._closed = False
         self._idle_seconds = idle_seconds
         self._sweep: asyncio.TimerHandle | None = None
+        self._turn: coalesce.Turn | None = None   # made on the first connection, in its loop
 
     def tls(self, verify: bool) -> ssl.SSLContext:
         """The system store's context (verify) or one that checks nothing, made on first use."""
@@ -102,6 +110,7 @@ class Pool:
             if connection.is_connected():
                 return connection, True
         loop = asyncio.get_running_loop()
+        turn = self._turn = self._turn or coalesce.Turn(loop)
         async with asyncio.timeout_at(deadline.when):
             # Happy Eyeballs (RFC 8305), as aiohttp's connector dials: a name with an IPv6
             # address that does not answer still connects over IPv4 (uvloop's own
@@ -109,7 +118,7 @@ class Pool:
             addresses = await loop.getaddrinfo(dial.host, dial.port, type=socket.SOCK_STREAM)
             sock = await aiohappyeyeballs.start_connection(addresses, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY)
             _, connection = await loop.create_connection(
-                lambda: _Connection(loop), sock=sock, ssl=dial.tls,
+                lambda: _Connection(loop, turn), sock=sock, ssl=dial.tls,
                 server_hostname=(dial.server_hostname or dial.host) if dial.tls else None)
         return connection, False
 
