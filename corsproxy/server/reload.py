@@ -20,6 +20,7 @@ from pathlib import Path
 from corsproxy.config.yamldoc import YAML_SUFFIXES
 from corsproxy.errors import ConfigError, StoreError
 from corsproxy.model import Config, ServerSettings
+from corsproxy.server import memory
 from corsproxy.server.app import State, StateHolder
 from corsproxy.server.logs import cannot_listen, get_logger
 
@@ -156,6 +157,7 @@ class Reloader:
                      defaults_changed=diff.defaults_changed)
             _log_intercept_change(previous, state)
             await self._apply_listen(diff, old_server, new)
+            memory.settle()   # the new State joins the objects collections skip
         for warning in new.warnings:
             log.warning("config warning", why=warning)
         return True

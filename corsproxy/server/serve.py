@@ -92,6 +92,7 @@ async def serve(config: Config, *, grace: float, source: ConfigSource | None,
 
     background = _start_reloading(app, source, loop, relisten) if source else []
     _log_banner(config, url, bound, port)
+    memory.settle()
     ready(url, bound)
     if not reuse_port:  # one worker of many would only repeat it
         background.append(asyncio.create_task(_warn_unreachable(config)))
