@@ -54,11 +54,15 @@ class HeldWrites:
         self._size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._size + len(data) > HELD_LIMIT:
+        size = self._size + len(data)
+        if size > HELD_LIMIT:
             self.send()
             self.transport.write(data)
-        elif data:
-            self._hold(data)
+        elif data:   # _hold, inline: every answer passes here
+            if not self._chunks:
+                self._turn.hold(self)
+            self._chunks.append(data if type(data) is bytes else bytes(data))
+            self._size = size
 
     def writelines(self, chunks) -> None:
         chunks = list(chunks)
@@ -82,7 +86,10 @@ class HeldWrites:
         if self._chunks:
             chunks, self._chunks, self._size = self._chunks, [], 0
             if not self.transport.is_closing():
-                self.transport.writelines(chunks)
+                if len(chunks) == 1:   # nearly always: one answer a turn
+                    self.transport.write(chunks[0])
+                else:
+                    self.transport.writelines(chunks)
 
     def write_eof(self) -> None:
         self.send()
