@@ -73,6 +73,24 @@ def test_settle_freezes_what_is_alive_and_the_next_one_collects_what_was_let_go(
     assert out.stdout.split() == ["True", "True", "True", "True"], out
 
 
+IN_FLIGHT = """
+import gc
+from corsproxy.server import memory
+memory.settle()
+passes = []
+gc.callbacks.append(lambda phase, info: phase == "start" and passes.append(info["generation"]))
+in_flight = [[] for _ in range(3_000)]   # the live containers of ~50 requests in flight
+print(len(passes))
+"""
+
+
+def test_the_objects_of_requests_in_flight_set_off_no_collection() -> None:
+    """After settle, a few thousand young objects that are all alive (what requests in flight
+    hold) do not make the collector scan them again and again: it waits for more."""
+    out = subprocess.run([sys.executable, "-c", IN_FLIGHT], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["0"], out
+
+
 ONE_ROUTE = "routes:\n  - prefix: /api\n    upstream: http://127.0.0.1:9\n"
 
 
