@@ -29,6 +29,14 @@ async def connection():
         transport.abort()
 
 
+@contextlib.asynccontextmanager
+async def two_on_one_turn():
+    """Two connections whose writes one Turn sends: (writes, peer) for each."""
+    async with connection() as (first, first_peer), connection() as (second, second_peer):
+        turn = Turn(asyncio.get_running_loop())
+        yield (HeldWrites(first.transport, turn), first_peer), (HeldWrites(second.transport, turn), second_peer)
+
+
 def nothing_arrived(peer: socket.socket) -> bool:
     peer.setblocking(False)
     try:
@@ -71,9 +79,7 @@ async def test_writes_of_a_turn_reach_the_peer_at_its_end_in_order() -> None:
 
 
 async def test_one_turn_sends_every_connection_s_writes() -> None:
-    async with connection() as (first, first_peer), connection() as (second, second_peer):
-        turn = Turn(asyncio.get_running_loop())
-        first, second = HeldWrites(first.transport, turn), HeldWrites(second.transport, turn)
+    async with two_on_one_turn() as ((first, first_peer), (second, second_peer)):
         first.write(b"a")
         second.write(b"b")
         first.write(b"c")
@@ -108,9 +114,7 @@ async def test_what_ends_the_stream_comes_after_the_held_bytes(end: str) -> None
 
 
 async def test_a_connection_closed_before_the_turn_ends_loses_only_its_own_bytes() -> None:
-    async with connection() as (gone, _), connection() as (kept, kept_peer):
-        turn = Turn(asyncio.get_running_loop())
-        gone, kept = HeldWrites(gone.transport, turn), HeldWrites(kept.transport, turn)
+    async with two_on_one_turn() as ((gone, _), (kept, kept_peer)):
         gone.write(b"never")
         kept.write(b"sent")
         gone.transport.abort()
