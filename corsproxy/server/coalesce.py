@@ -58,9 +58,10 @@ class HeldWrites:
         if size > HELD_LIMIT:
             self.send()
             self.transport.write(data)
-        elif data:   # _hold, inline: every answer passes here
+        elif data:
             if not self._chunks:
                 self._turn.hold(self)
+            # The caller may reuse a buffer it handed over; bytes cannot change.
             self._chunks.append(data if type(data) is bytes else bytes(data))
             self._size = size
 
@@ -71,15 +72,7 @@ class HeldWrites:
             self.transport.writelines(chunks)
         else:
             for data in chunks:
-                if data:
-                    self._hold(data)
-
-    def _hold(self, data: bytes | bytearray | memoryview) -> None:
-        if not self._chunks:
-            self._turn.hold(self)
-        # The caller may reuse a buffer it handed over; bytes cannot change.
-        self._chunks.append(data if type(data) is bytes else bytes(data))
-        self._size += len(data)
+                self.write(data)   # all of them held: they fit
 
     def send(self) -> None:
         """Write what is held (a transport that is closing already has lost its peer)."""
