@@ -11,7 +11,8 @@ burst while the peer is still awake: preflights went from ~27k to ~37k per CPU-s
 order, and the loop's `Turn` sends each connection's in one writelines once the turn's
 callbacks have run. Whatever must reach the wire after them (a write that would take the held
 bytes past `HELD_LIMIT`, write_eof, close) sends them first; abort drops them, as it drops the
-transport's own buffer. The rest is the transport's own.
+transport's own buffer. The rest is the transport's own (what aiohttp calls on every request
+is delegated by name; anything else through __getattr__).
 """
 
 from __future__ import annotations
